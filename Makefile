@@ -1,0 +1,57 @@
+# Two commands from a fresh clone:  `make book` builds the book, `make test` runs every test.
+# Both create (or reuse) the virtual environment .venv and install what they need into it.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PY     := $(BIN)/python
+ASSIGNMENTS := $(notdir $(wildcard solutions/*))
+
+.PHONY: help venv book book-clean test test-fast browser exercises bench clean
+
+help:
+	@echo "make book       build the HTML book into _build/html (executes every chapter)"
+	@echo "make test       run the whole test suite (builds the book for the browser test)"
+	@echo "make test-fast  run the tests that need neither the book nor a browser"
+	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader"
+	@echo "make bench      print the benchmark figures"
+
+# The environment: pinned by requirements/constraints.txt (torch==2.13.0 is the CPU wheel
+# that lies on this machine's disk; any other version would download CUDA wheels).
+$(STAMP): pyproject.toml requirements/constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[book,grading,test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Warnings are errors, and a chapter cell that raises fails the build (_config.yml:
+# execute.raise_on_error). Executed chapters are cached in _build/.jupyter_cache.
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --warningiserror --keep-going --quiet
+
+book-clean:
+	rm -rf _build
+
+# The browser test opens the built book in Debian's headless Chromium.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: $(STAMP) browser book
+	$(BIN)/pytest tests
+
+test-fast: $(STAMP)
+	$(BIN)/pytest tests -m "not book"
+
+exercises: $(STAMP)
+	$(BIN)/python -m normlab.grading.release
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_batchnorm.py
+
+clean:
+	rm -rf _build .pytest_cache
