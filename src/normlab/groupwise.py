@@ -1,0 +1,317 @@
+"""Layer, instance and group normalization: one operation, different reduction axes.
+
+Every normalization here is ``normalize_forward`` (normlab.normalize) over some axes,
+followed by a learned scale and shift whose parameters live on some other axes::
+
+    x_hat = (x - mean(x, axes)) / sqrt(var(x, axes) + eps)      # biased variance
+    out   = gamma * x_hat + beta                                # gamma, beta on param_axes
+
+For a 4D input (N, C, H, W):
+
+    ============  =====================================  ==========  ==============
+    layer         reduction axes                         param axes  param shape
+    ============  =====================================  ==========  ==============
+    batch norm    (0, 2, 3)                              (1,)        (C,)
+    layer norm    (1, 2, 3)  (the trailing axes)         (1, 2, 3)   (C, H, W)
+    instance norm (2, 3)                                 (1,)        (C,)
+    group norm    reshape to (N, G, C/G, H, W), (2,3,4)  (1, 2)      (G, C/G) = (C,)
+    ============  =====================================  ==========  ==============
+
+``norm_over_axes_forward`` / ``norm_over_axes_backward`` are that single operation; the
+layer, instance and group functions only choose the axes (group norm also reshapes).
+Everything matches torch 2.13 ``F.layer_norm``, ``F.instance_norm`` (no running statistics)
+and ``F.group_norm``. ``gamma`` or ``beta`` may be ``None`` (no scale / no shift); the
+matching gradient is then returned as ``None``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from ._checks import as_float_array, check_param_shape
+from .normalize import normalize_backward, normalize_forward
+
+__all__ = [
+    "scale_shift_forward",
+    "scale_shift_backward",
+    "norm_over_axes_forward",
+    "norm_over_axes_backward",
+    "layernorm_forward",
+    "layernorm_backward",
+    "groupnorm_forward",
+    "groupnorm_backward",
+    "instancenorm_forward",
+    "instancenorm_backward",
+]
+
+
+class NormOverAxesCache(NamedTuple):
+    """What ``norm_over_axes_backward`` needs from the forward pass."""
+
+    norm_cache: tuple | None  # normalize_forward's cache; None for an empty input
+    x_hat: np.ndarray  # normalized input, shape of x
+    gamma: np.ndarray | None  # scale in its own shape, or None
+    has_beta: bool
+    param_axes: tuple[int, ...]
+
+
+class GroupNormCache(NamedTuple):
+    """Cache of ``groupnorm_forward``: the cache of the grouped view and the input shape."""
+
+    inner: NormOverAxesCache
+    x_shape: tuple[int, ...]
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _check_eps(eps) -> float:
+    """Return ``eps`` as a float, refusing negative, non-finite and non-numeric values."""
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)):
+        raise TypeError(f"eps must be a number, got {type(eps).__name__}")
+    if not math.isfinite(eps) or eps < 0:
+        raise ValueError(f"eps must be a finite number >= 0, got {eps}")
+    return float(eps)
+
+
+def _check_axes(axes, ndim: int, name: str) -> tuple[int, ...]:
+    """Return ``axes`` as sorted non-negative ints; refuse duplicates and out-of-range axes."""
+    try:
+        raw = tuple(int(a) for a in (axes if np.iterable(axes) else (axes,)))
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a sequence of ints, got {axes!r}") from None
+    out = []
+    for a in raw:
+        if not -ndim <= a < ndim:
+            raise np.exceptions.AxisError(a, ndim, msg_prefix=name)
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} contains a repeated axis: {raw}")
+    return tuple(sorted(out))
+
+
+def _check_min_rank(x: np.ndarray, min_ndim: int, layout: str) -> None:
+    """Raise ValueError unless ``x`` has at least ``min_ndim`` axes (layout names them)."""
+    if x.ndim < min_ndim:
+        raise ValueError(
+            f"expected input of shape {layout} with at least {min_ndim} dimensions "
+            f"(got {x.ndim}D input of shape {x.shape})"
+        )
+
+
+def _check_dout(dout, shape: tuple[int, ...]) -> np.ndarray:
+    """Return ``dout`` as a float array of exactly the forward output's ``shape``."""
+    return check_param_shape(dout, shape, "dout")
+
+
+# ---------------------------------------------------------------------- scale and shift
+
+
+def _param_view(p: np.ndarray, ndim: int, param_axes: tuple[int, ...]) -> np.ndarray:
+    """Reshape ``p`` (shape x.shape[param_axes]) so it broadcasts along the other axes."""
+    shape = [1] * ndim
+    for axis, size in zip(param_axes, p.shape):
+        shape[axis] = size
+    return p.reshape(shape)
+
+
+def scale_shift_forward(x_hat, gamma, beta, param_axes):
+    """Return ``gamma * x_hat + beta`` with gamma/beta living on ``param_axes`` of x_hat.
+
+    Shapes: ``x_hat`` any shape; ``gamma`` and ``beta`` exactly
+    ``tuple(x_hat.shape[a] for a in param_axes)`` (no other broadcasting), or None.
+    """
+    param_axes = tuple(param_axes)
+    expected = tuple(x_hat.shape[a] for a in param_axes)
+    out = x_hat
+    if gamma is not None:
+        gamma = check_param_shape(gamma, expected, "gamma")
+        out = out * _param_view(gamma, x_hat.ndim, param_axes)
+    if beta is not None:
+        beta = check_param_shape(beta, expected, "beta")
+        out = out + _param_view(beta, x_hat.ndim, param_axes)
+    if out is x_hat:
+        out = x_hat.copy()
+    return out
+
+
+def scale_shift_backward(dout, x_hat, gamma, param_axes, has_beta: bool = True):
+    """Gradients of ``gamma * x_hat + beta``: return ``(dx_hat, dgamma, dbeta)``.
+
+    Shapes: ``dout`` and ``dx_hat`` like ``x_hat``; ``dgamma``/``dbeta`` like gamma (sums
+    over every axis not in ``param_axes``), or None when gamma / beta is absent.
+    """
+    param_axes = tuple(param_axes)
+    summed = tuple(a for a in range(x_hat.ndim) if a not in param_axes)
+    param_shape = tuple(x_hat.shape[a] for a in param_axes)
+    dbeta = dout.sum(axis=summed).reshape(param_shape) if has_beta else None
+    if gamma is None:
+        return dout, None, dbeta
+    dgamma = (dout * x_hat).sum(axis=summed).reshape(param_shape)
+    dx_hat = dout * _param_view(gamma, x_hat.ndim, param_axes)
+    return dx_hat, dgamma, dbeta
+
+
+# -------------------------------------------------------------------- the one operation
+
+
+def _norm_over_axes(x, gamma, beta, axes, param_axes, eps):
+    """Forward of the shared operation on validated ``x``, ``axes`` and ``eps``."""
+    if x.size == 0:  # nothing to normalize; avoid mean-of-empty warnings
+        x_hat, norm_cache = np.empty_like(x), None
+    else:
+        x_hat, norm_cache = normalize_forward(x, axes, eps)
+    out = scale_shift_forward(x_hat, gamma, beta, param_axes)
+    gamma = None if gamma is None else np.asarray(gamma)
+    return out, NormOverAxesCache(norm_cache, x_hat, gamma, beta is not None, param_axes)
+
+
+def norm_over_axes_forward(x, gamma, beta, axes, param_axes, eps: float = 1e-5):
+    """Normalize ``x`` over ``axes``, then scale and shift along ``param_axes``.
+
+    Shapes: ``x`` any float array; ``gamma``/``beta`` exactly
+    ``tuple(x.shape[a] for a in param_axes)`` or None; ``out`` like ``x``.
+    Returns ``(out, cache)``; statistics use the biased variance.
+    """
+    x = as_float_array(x, "x")
+    axes = _check_axes(axes, x.ndim, "axes")
+    param_axes = _check_axes(param_axes, x.ndim, "param_axes")
+    return _norm_over_axes(x, gamma, beta, axes, param_axes, _check_eps(eps))
+
+
+def norm_over_axes_backward(dout, cache: NormOverAxesCache):
+    """Backward of ``norm_over_axes_forward``: return ``(dx, dgamma, dbeta)``.
+
+    Shapes: ``dout`` and ``dx`` like x; ``dgamma``/``dbeta`` like gamma/beta (None if absent).
+    """
+    dout = _check_dout(dout, cache.x_hat.shape)
+    dx_hat, dgamma, dbeta = scale_shift_backward(
+        dout, cache.x_hat, cache.gamma, cache.param_axes, cache.has_beta
+    )
+    if cache.norm_cache is None:
+        return np.zeros_like(dx_hat), dgamma, dbeta
+    return normalize_backward(dx_hat, cache.norm_cache), dgamma, dbeta
+
+
+# ------------------------------------------------------------------------------ layer norm
+
+
+def _normalized_shape(gamma, beta, normalized_shape) -> tuple[int, ...]:
+    """Layer norm's normalized shape: given explicitly, else the shape of gamma or beta."""
+    if normalized_shape is None:
+        source = gamma if gamma is not None else beta
+        if source is None:
+            raise ValueError("normalized_shape is required when gamma and beta are both None")
+        normalized_shape = np.shape(source)
+    elif isinstance(normalized_shape, (int, np.integer)):
+        normalized_shape = (normalized_shape,)
+    shape = tuple(int(s) for s in normalized_shape)
+    if not shape:
+        raise ValueError("normalized_shape must have at least one dimension, got ()")
+    return shape
+
+
+def layernorm_forward(x, gamma, beta, eps: float = 1e-5, *, normalized_shape=None):
+    """Layer norm over the trailing axes of shape ``normalized_shape`` (torch F.layer_norm).
+
+    Shapes: ``x`` (*, *normalized_shape); ``gamma``/``beta`` exactly ``normalized_shape`` or
+    None; ``normalized_shape`` defaults to gamma's (else beta's) shape. Returns ``(out, cache)``.
+    """
+    x = as_float_array(x, "x")
+    shape = _normalized_shape(gamma, beta, normalized_shape)
+    k = len(shape)
+    if x.ndim < k or x.shape[x.ndim - k :] != shape:
+        raise ValueError(
+            f"Given normalized_shape={shape}, expected input with shape "
+            f"(*, {', '.join(map(str, shape))}), got input of shape {x.shape}"
+        )
+    axes = tuple(range(x.ndim - k, x.ndim))
+    return _norm_over_axes(x, gamma, beta, axes, axes, _check_eps(eps))
+
+
+def layernorm_backward(dout, cache: NormOverAxesCache):
+    """Backward of ``layernorm_forward``: ``(dx, dgamma, dbeta)``, shapes as x, gamma, beta."""
+    return norm_over_axes_backward(dout, cache)
+
+
+# ---------------------------------------------------------------------------- group norm
+
+
+def _check_num_groups(num_groups, num_channels: int) -> int:
+    """Return ``num_groups`` as an int that is positive and divides ``num_channels``."""
+    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)):
+        raise TypeError(f"num_groups must be an int, got {type(num_groups).__name__}")
+    if num_groups <= 0:
+        raise ValueError(f"num_groups must be positive, got {num_groups}")
+    if num_channels % num_groups:
+        raise ValueError(
+            f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})"
+        )
+    return int(num_groups)
+
+
+def groupnorm_forward(x, gamma, beta, num_groups: int, eps: float = 1e-5):
+    """Group norm (torch F.group_norm): statistics per (sample, group of C/G channels).
+
+    Shapes: ``x`` (N, C, *spatial); ``gamma``/``beta`` (C,) or None, one per CHANNEL.
+    Computed as ``norm_over_axes`` on the view (N, G, C/G, *spatial) over axes (2, ...),
+    with gamma viewed as (G, C/G). Returns ``(out, cache)``, ``out`` of shape (N, C, *spatial).
+    """
+    x = as_float_array(x, "x")
+    _check_min_rank(x, 2, "(N, C, *spatial)")
+    n, c = x.shape[:2]
+    groups = _check_num_groups(num_groups, c)
+    # torch quirk, mirrored: F.group_norm applies batch norm's batch-size check to the view
+    # (N * C/G, G, *spatial), so it refuses N * C/G * prod(spatial) == 1 but accepts other
+    # one-element groups (e.g. x of shape (2, 1)), whose output is 0.
+    if n * (c // groups) * math.prod(x.shape[2:]) == 1:
+        raise ValueError(
+            f"Expected more than 1 value per channel when training, got input size {x.shape}"
+        )
+    eps = _check_eps(eps)
+    params = []
+    for p, name in ((gamma, "gamma"), (beta, "beta")):
+        if p is not None:
+            p = check_param_shape(p, (c,), name).reshape(groups, c // groups)
+        params.append(p)
+    grouped = x.reshape(n, groups, c // groups, *x.shape[2:])
+    axes = tuple(range(2, grouped.ndim))
+    out, inner = _norm_over_axes(grouped, *params, axes, (1, 2), eps)
+    return out.reshape(x.shape), GroupNormCache(inner, x.shape)
+
+
+def groupnorm_backward(dout, cache: GroupNormCache):
+    """Backward of ``groupnorm_forward``: ``(dx, dgamma, dbeta)``; dgamma/dbeta shape (C,)."""
+    dout = _check_dout(dout, cache.x_shape)
+    dx, dgamma, dbeta = norm_over_axes_backward(dout.reshape(cache.inner.x_hat.shape), cache.inner)
+    c = cache.x_shape[1]
+    flat = [None if g is None else g.reshape(c) for g in (dgamma, dbeta)]
+    return dx.reshape(cache.x_shape), *flat
+
+
+# ------------------------------------------------------------------------- instance norm
+
+
+def instancenorm_forward(x, gamma=None, beta=None, eps: float = 1e-5):
+    """Instance norm with batch statistics (torch F.instance_norm, use_input_stats=True).
+
+    Statistics per (sample, channel) over the spatial axes. Shapes: ``x`` (N, C, *spatial);
+    ``gamma``/``beta`` (C,) or None (torch's default ``affine=False``). Running statistics
+    (``track_running_stats=True``) are not modelled. Returns ``(out, cache)``.
+    """
+    x = as_float_array(x, "x")
+    _check_min_rank(x, 2, "(N, C, *spatial)")
+    if math.prod(x.shape[2:]) == 1:  # torch's check: exactly one element (0 gives empty output)
+        raise ValueError(
+            f"Expected more than 1 spatial element when training, got input size {x.shape}"
+        )
+    axes = tuple(range(2, x.ndim))
+    return _norm_over_axes(x, gamma, beta, axes, (1,), _check_eps(eps))
+
+
+def instancenorm_backward(dout, cache: NormOverAxesCache):
+    """Backward of ``instancenorm_forward``: ``(dx, dgamma, dbeta)``; dgamma/dbeta (C,) or None."""
+    return norm_over_axes_backward(dout, cache)
