@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PY     := $(BIN)/python
 ASSIGNMENTS := $(notdir $(wildcard solutions/*))
 
-.PHONY: help venv book book-clean test test-fast browser exercises bench clean
+.PHONY: help venv book book-clean test test-fast system-deps exercises bench clean
 
 help:
 	@echo "make book       build the HTML book into _build/html (executes every chapter)"
@@ -35,13 +35,18 @@ book: $(STAMP)
 book-clean:
 	rm -rf _build
 
-# The browser test opens the built book in Debian's headless Chromium.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "Installing Debian's chromium for the browser test"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+# System packages from Debian: chromium (the browser test opens the built book in it) and
+# bubblewrap (the instructor grader runs each submission in its own sandbox).
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
 
-test: $(STAMP) browser book
+test: $(STAMP) system-deps book
 	$(BIN)/pytest tests
 
 test-fast: $(STAMP)
