@@ -15,6 +15,22 @@ from .normalize import normalize_backward, normalize_forward
 # --- end batch normalization ---
 
 # --- alternatives (layer/instance/group norm, batch renorm, weight/spectral norm, torch modules) ---
+from .groupwise import (
+    groupnorm_backward,
+    groupnorm_forward,
+    instancenorm_backward,
+    instancenorm_forward,
+    layernorm_backward,
+    layernorm_forward,
+    norm_over_axes_backward,
+    norm_over_axes_forward,
+)
+from .renorm import batchrenorm_backward, batchrenorm_forward, renorm_schedule, update_moving_stats
+from .spectralnorm import SpectralNorm, spectral_norm, spectral_norm_backward, spectral_norm_init
+from .weightnorm import weightnorm_backward, weightnorm_forward
+
+# The torch modules (BatchRenorm1d/2d, NoisyBatchNorm1d/2d) live in normlab.torch_modules and
+# are not imported here, so that `import normlab` does not import torch.
 # --- end alternatives ---
 
 __version__ = "0.1.0"
