@@ -12,6 +12,19 @@ from .normalize import normalize_backward, normalize_forward
 # --- end scaling ---
 
 # --- batch normalization (functional, layer, folding) ---
+from .batchnorm import (
+    BatchNormCache,
+    batchnorm_backward,
+    batchnorm_backward_alt,
+    batchnorm_eval_backward,
+    batchnorm_eval_forward,
+    batchnorm_forward,
+    spatial_batchnorm_backward,
+    spatial_batchnorm_forward,
+)
+from .folding import fold_batchnorm
+from .layers import BatchNorm, BatchNorm1d, BatchNorm2d, BatchNorm3d
+from .momentum import keras_to_torch_momentum, torch_to_keras_momentum
 # --- end batch normalization ---
 
 # --- alternatives (layer/instance/group norm, batch renorm, weight/spectral norm, torch modules) ---
