@@ -9,6 +9,16 @@ from .gradcheck import numerical_gradient, rel_error
 from .normalize import normalize_backward, normalize_forward
 
 # --- scaling (feature scaling, z-score, conditioning) ---
+from .conditioning import (
+    GDResult,
+    condition_number,
+    count_gd_iterations,
+    gradient_descent,
+    least_squares_hessian,
+    loss_surface,
+    make_elongated_regression,
+)
+from .scaling import MinMaxScaler, NotFittedError, StandardScaler, min_max_scale, zscore
 # --- end scaling ---
 
 # --- batch normalization (functional, layer, folding) ---
