@@ -117,6 +117,8 @@ def test_statistics_are_per_channel_over_batch_and_spatial_axes():
     _, cache = batchnorm_forward(x, np.ones(3), np.zeros(3))
     np.testing.assert_allclose(cache.mu, x.mean(axis=(0, 2, 3)), rtol=1e-12)
     np.testing.assert_allclose(cache.var, x.var(axis=(0, 2, 3)), rtol=1e-12)  # biased
+    x_hat = F.batch_norm(torch.tensor(x), None, None, training=True).numpy()
+    np.testing.assert_allclose(cache.x_hat, x_hat, rtol=1e-10, atol=1e-10)
 
 
 def test_constant_channel_gives_beta_like_torch():

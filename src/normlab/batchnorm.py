@@ -13,12 +13,19 @@ the chapter teaches), ``batchnorm_backward_alt`` uses the closed form
 Implementation note (speed). ``x_hat = (x - mu) * invstd`` is the operation of
 ``normalize.normalize_forward`` over the axes ``(0, 2, 3, ...)``, and the closed-form
 backward is ``normalize_backward`` with ``gamma * invstd`` in place of ``invstd``. The hot path
-here computes exactly that, but on a "channel rows" view of the data: ``x`` seen as
-(N, C * L) with L = prod(spatial), and each per-channel vector repeated L times into one row.
-numpy then runs every elementwise step as a contiguous row op; broadcasting a (1, C, 1, 1)
-array against (N, C, H, W), as the generic core does, is two to three times slower per pass,
-which alone puts the generic path far outside twice torch's CPU kernel
-(benchmarks/bench_batchnorm.py prints both). float32 input stays float32 throughout.
+computes exactly that, but arranged for numpy's speed (benchmarks/bench_batchnorm.py prints
+both paths against torch):
+
+- a "channel rows" view: ``x`` seen as (N, C * L), L = prod(spatial), with every per-channel
+  vector repeated L times into one row, so that each elementwise step is a contiguous row
+  operation (broadcasting a (1, C, 1, 1) array over (N, C, H, W) is 2-3x slower per pass);
+- the cache keeps the centred input ``xc = x - mu`` (which the staged backward needs anyway)
+  rather than ``x_hat``: ``out = xc * (gamma * invstd) + beta`` is then two passes, and the
+  backward folds ``invstd`` into its per-channel constants;
+- per-channel reductions of products use ``einsum``/``vecdot`` (no full-size temporary), and
+  the means of the closed form are ``dbeta / n`` and ``dgamma / n``, computed once.
+
+float32 input stays float32 throughout.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ class BatchNormCache(NamedTuple):
     """What the forward pass keeps for the backward pass.
 
     x: the input (a reference, not a copy: do not modify it before calling backward).
-    x_hat: normalized input, shape of x (training caches only; None in eval caches).
+    xc: the centred input ``x - mu``, shape of x (training caches; None in eval caches).
     mu, var: the statistics used, shape (C,): batch mean and biased batch variance in
         training, the running statistics in eval.
     invstd: ``1 / sqrt(var + eps)``, shape (C,).
@@ -57,13 +64,20 @@ class BatchNormCache(NamedTuple):
     """
 
     x: np.ndarray
-    x_hat: np.ndarray | None
+    xc: np.ndarray | None
     mu: np.ndarray
     var: np.ndarray
     invstd: np.ndarray
     gamma: np.ndarray
     eps: float
     training: bool
+
+    @property
+    def x_hat(self) -> np.ndarray:
+        """The normalized input ``(x - mu) * invstd``, shape of x (computed on access)."""
+        keep = (1, -1) + (1,) * (self.x.ndim - 2)
+        xc = self.xc if self.xc is not None else self.x - self.mu.reshape(keep)
+        return xc * self.invstd.reshape(keep)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -147,8 +161,10 @@ def _channel_sum(a2: np.ndarray, c: int, length: int) -> np.ndarray:
 
 def _channel_dot(a2: np.ndarray, b2: np.ndarray, c: int, length: int) -> np.ndarray:
     """Per-channel sum of a2 * b2 without a full-size temporary -> (C,)."""
-    s = np.einsum("nk,nk->k", a2, b2)
-    return s if length == 1 else s.reshape(c, length).sum(axis=1)
+    if length == 1:
+        return np.einsum("nk,nk->k", a2, b2)
+    shape = (a2.shape[0], c, length)
+    return np.vecdot(a2.reshape(shape), b2.reshape(shape)).sum(axis=0)
 
 
 def _empty_grads(dout: np.ndarray, cache: BatchNormCache):
@@ -181,13 +197,12 @@ def batchnorm_forward(x, gamma, beta, eps: float = 1e-5):
     x2, c, length = _rows(x)
     n = x2.shape[0] * length
     mu = _channel_sum(x2, c, length) / n
-    x_hat = x2 - _per_channel(mu, length)  # x - mu, normalized in place below
-    var = _channel_dot(x_hat, x_hat, c, length) / n
+    xc = x2 - _per_channel(mu, length)
+    var = _channel_dot(xc, xc, c, length) / n  # biased, two-pass
     invstd = 1.0 / np.sqrt(var + eps)
-    x_hat *= _per_channel(invstd, length)
-    out = x_hat * _per_channel(gamma, length)
+    out = xc * _per_channel(gamma * invstd, length)  # = gamma * x_hat
     out += _per_channel(beta, length)
-    cache = BatchNormCache(x, x_hat.reshape(x.shape), mu, var, invstd, gamma, eps, True)
+    cache = BatchNormCache(x, xc.reshape(x.shape), mu, var, invstd, gamma, eps, True)
     return out.reshape(x.shape), cache
 
 
@@ -206,14 +221,13 @@ def batchnorm_backward(dout, cache: BatchNormCache):
     dout = _check_dout(dout, cache, training=True)
     if dout.size == 0:
         return _empty_grads(dout, cache)
-    x = cache.x
-    axes = (0,) + tuple(range(2, x.ndim))
-    n = _values_per_channel(x.shape)
-    keep = (1, -1) + (1,) * (x.ndim - 2)  # a (C,) vector as (1, C, 1, ...)
-    mu, var, gamma = cache.mu.reshape(keep), cache.var.reshape(keep), cache.gamma.reshape(keep)
+    xc = cache.xc
+    axes = (0,) + tuple(range(2, xc.ndim))
+    n = _values_per_channel(xc.shape)
+    keep = (1, -1) + (1,) * (xc.ndim - 2)  # a (C,) vector as (1, C, 1, ...)
+    var, gamma = cache.var.reshape(keep), cache.gamma.reshape(keep)
 
-    # Forward values of the nodes. xc and std are recomputed (cheap) rather than cached.
-    xc = x - mu
+    # Forward values of the nodes after xc (cached): std, invstd and x_hat, recomputed.
     std = np.sqrt(var + cache.eps)
     invstd = 1.0 / std
     x_hat = xc * invstd
@@ -251,13 +265,14 @@ def batchnorm_backward_alt(dout, cache: BatchNormCache):
     if dout.size == 0:
         return _empty_grads(dout, cache)
     d2, c, length = _rows(dout)
-    x_hat2 = cache.x_hat.reshape(d2.shape)
+    xc2 = cache.xc.reshape(d2.shape)  # x_hat = xc * invstd, invstd folded into constants
     n = d2.shape[0] * length
+    invstd = cache.invstd
     dbeta = _channel_sum(d2, c, length)
-    dgamma = _channel_dot(d2, x_hat2, c, length)
-    scale = cache.gamma * cache.invstd
+    dgamma = _channel_dot(d2, xc2, c, length) * invstd
+    scale = cache.gamma * invstd
     dx = d2 * _per_channel(scale, length)
-    correction = x_hat2 * _per_channel(scale * (dgamma / n), length)
+    correction = xc2 * _per_channel(scale * invstd * (dgamma / n), length)
     correction += _per_channel(scale * (dbeta / n), length)
     dx -= correction
     return dx.reshape(dout.shape), dgamma, dbeta

@@ -1,0 +1,142 @@
+"""Benchmark: normlab's numpy batch norm against torch's CPU kernel, in float32.
+
+Run: ``python benchmarks/bench_batchnorm.py``. Prints, for (N, D) = (512, 1024) and
+(N, C, H, W) = (32, 64, 32, 32):
+
+- numpy ``batchnorm_forward`` + ``batchnorm_backward_alt`` vs torch ``F.batch_norm`` forward +
+  autograd backward (input, weight and bias gradients), and their ratio (goal: <= 2x);
+- for reference, the same computation through the generic core
+  ``normalize_forward`` / ``normalize_backward`` (why batchnorm.py has its own layout);
+- staged (``batchnorm_backward``) vs closed-form (``batchnorm_backward_alt``) backward.
+
+Times are medians over repeats of timeit loops, measured in two passes over the variants
+(so that a change of machine load affects them alike) and, within a pass, one variant after
+the other: sampling them in alternation would time numpy while torch's OpenMP threads are
+still spin-waiting on the other core after their last parallel region. torch runs with as many
+threads as this process may use cores (the headline ratio) and, for reference, with one
+thread like numpy's elementwise code. On a shared machine torch's multi-threaded figure
+suffers most from other load (its threads wait for each other): check the printed load
+average and rerun on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import timeit
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from normlab.batchnorm import (  # noqa: E402
+    batchnorm_backward,
+    batchnorm_backward_alt,
+    batchnorm_forward,
+)
+from normlab.normalize import normalize_backward, normalize_forward  # noqa: E402
+
+SHAPES = [(512, 1024), (32, 64, 32, 32)]
+REPEATS = 16
+
+
+def median_ms(fns: dict, repeat: int = REPEATS, passes: int = 2) -> dict:
+    """Median time of one call in ms for each function.
+
+    ``fns`` maps a name to ``(fn, threads)``; torch's thread count is set before timing.
+    Each pass times every function in turn: a warm-up loop (which also picks the loop size,
+    at least 20 ms), then ``repeat // passes`` timed loops.
+    """
+    samples = {name: [] for name in fns}
+    for _ in range(passes):
+        for name, (fn, threads) in fns.items():
+            torch.set_num_threads(threads)
+            number = 1
+            while timeit.timeit(fn, number=number) < 0.02:
+                number *= 2
+            loops = timeit.repeat(fn, number=number, repeat=max(1, repeat // passes))
+            samples[name] += [t / number for t in loops]
+    return {name: statistics.median(t) * 1e3 for name, t in samples.items()}
+
+
+def make_inputs(shape, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    c = shape[1]
+    x = (rng.standard_normal(shape) * 2 + 1).astype(np.float32)
+    gamma = rng.standard_normal(c).astype(np.float32)
+    beta = rng.standard_normal(c).astype(np.float32)
+    dout = rng.standard_normal(shape).astype(np.float32)
+    return x, gamma, beta, dout
+
+
+def numpy_step(x, gamma, beta, dout):
+    _, cache = batchnorm_forward(x, gamma, beta)
+    return batchnorm_backward_alt(dout, cache)
+
+
+def generic_core_step(x, gamma, beta, dout):
+    """The same forward + backward written with normalize.py's normalize-over-axes core."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    keep = (-1,) + (1,) * (x.ndim - 2)
+    x_hat, cache = normalize_forward(x, axes, 1e-5)
+    out = x_hat * gamma.reshape(keep)
+    out += beta.reshape(keep)
+    dbeta = dout.sum(axis=axes)
+    dgamma = np.sum(dout * x_hat, axis=axes)
+    scaled = (x_hat, cache[1] * gamma.reshape(keep), axes)  # gamma * invstd in place of invstd
+    return normalize_backward(dout, scaled), dgamma, dbeta
+
+
+def torch_step_fn(x, gamma, beta, dout):
+    xt = torch.from_numpy(x).requires_grad_()
+    wt = torch.from_numpy(gamma).requires_grad_()
+    bt = torch.from_numpy(beta).requires_grad_()
+    dt = torch.from_numpy(dout)
+
+    def step():
+        xt.grad = wt.grad = bt.grad = None
+        F.batch_norm(xt, None, None, wt, bt, training=True, eps=1e-5).backward(dt)
+
+    return step
+
+
+def main() -> None:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"torch {torch.__version__}, numpy {np.__version__}, float32")
+    print(f"torch.set_num_threads({cores}): the {cores} core(s) available to this process "
+          f"(plus a 1-thread reference); numpy is single-threaded. "
+          f"Load average: {os.getloadavg()[0]:.2f}")
+    print(f"median of {REPEATS // 2 * 2} loops in 2 passes, ms per call\n")
+    for shape in SHAPES:
+        x, gamma, beta, dout = make_inputs(shape)
+        _, cache = batchnorm_forward(x, gamma, beta)
+        t = median_ms({
+            "numpy": (lambda: numpy_step(x, gamma, beta, dout), 1),
+            "core": (lambda: generic_core_step(x, gamma, beta, dout), 1),
+            "staged": (lambda: batchnorm_backward(dout, cache), 1),
+            "closed": (lambda: batchnorm_backward_alt(dout, cache), 1),
+            "torch1": (torch_step_fn(x, gamma, beta, dout), 1),
+            "torch": (torch_step_fn(x, gamma, beta, dout), cores),
+        })
+        torch.set_num_threads(cores)
+        rows = [
+            (f"torch F.batch_norm fwd+bwd, {cores} threads", t["torch"], None),
+            ("torch F.batch_norm fwd+bwd, 1 thread", t["torch1"], None),
+            ("numpy forward + backward_alt", t["numpy"], t["torch"]),
+            ("generic normalize_forward/_backward", t["core"], t["torch"]),
+        ]
+        print(f"shape {shape}")
+        for label, ms, ref in rows:
+            ratio = "" if ref is None else (
+                f"   {ms / ref:5.2f}x torch ({ms / t['torch1']:.2f}x 1-thread torch)")
+            print(f"  {label:<42} {ms:8.3f} ms{ratio}")
+        print(f"  backward: staged {t['staged']:.3f} ms, closed form {t['closed']:.3f} ms, "
+              f"staged/closed = {t['staged'] / t['closed']:.2f}x\n")
+
+
+if __name__ == "__main__":
+    main()
