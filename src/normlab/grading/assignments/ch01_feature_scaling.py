@@ -1,0 +1,495 @@
+"""Assignment 01-feature-scaling: scalers, leakage, conditioning, gradient-descent steps.
+
+The student writes:
+
+- ``class MinMaxScaler(feature_range=(0.0, 1.0))`` and ``class StandardScaler()``, each
+  with ``fit(X)`` (returns self), ``transform(X)`` and ``inverse_transform(X)``; per
+  feature, with the statistics of the data given to ``fit`` (population std);
+- ``scale_train_test(X_train, X_test) -> (X_train_scaled, X_test_scaled)``: standardize
+  both with a StandardScaler fitted on X_train only;
+- ``condition_number(X)``: ``lambda_max / lambda_min`` of the least-squares Hessian
+  ``H = X^T X / n`` (no intercept);
+- ``count_gd_iterations(X, y, lr, tol=1e-6, max_iter=100_000)``: the number of updates
+  ``w <- w - lr * X^T (X w - y) / n`` from ``w = 0`` until ``||g|| <= tol * ||g_0||``.
+
+References: ``normlab.MinMaxScaler``, ``normlab.StandardScaler``,
+``normlab.condition_number``, ``normlab.count_gd_iterations``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import normlab
+
+from ..cases import pick_shape, shape_text
+from ..mistakes import Mistake, standardize
+from ..registry import Assignment, Cell, Check, Expected, register, register_assignment
+
+NAME = "01-feature-scaling"
+
+
+# ----------------------------------------------------------------------------- cases
+def _train_test(rng, hidden, visible=((8, 3), 5)):
+    """X_train and X_test from shifted distributions: test values fall outside the
+    training range and its statistics differ from the training ones."""
+    (n, d) = pick_shape(rng, hidden, visible[0], ((10, 40), (4, 8)))
+    (m,) = pick_shape(rng, hidden, (visible[1],), ((6, 20),))
+    means = rng.uniform(-10, 10, d)
+    scales = rng.uniform(0.5, 20, d)
+    X_train = means + scales * rng.standard_normal((n, d))
+    X_test = means + scales * (0.8 + 0.5 * rng.standard_normal((m, d)))
+    X_test[0] = X_train.max(axis=0) + 0.5 * scales  # above and below the training range
+    X_test[1] = X_train.min(axis=0) - 0.5 * scales
+    return X_train, X_test
+
+
+def _case_fit(rng, hidden):
+    X_train, _ = _train_test(rng, hidden)
+    return {"X": X_train}
+
+
+def _case_new_data_minmax(rng, hidden):
+    X_train, X_test = _train_test(rng, hidden)
+    Z = rng.uniform(-1.5, 2.5, X_test.shape)  # scaled values to map back
+    return {"X_train": X_train, "X_test": X_test, "Z": Z, "feature_range": (-1.0, 2.0)}
+
+
+def _case_new_data_standard(rng, hidden):
+    X_train, X_test = _train_test(rng, hidden)
+    Z = rng.standard_normal(X_test.shape) * 1.5
+    return {"X_train": X_train, "X_test": X_test, "Z": Z}
+
+
+def _case_train_test(rng, hidden):
+    X_train, X_test = _train_test(rng, hidden)
+    return {"X_train": X_train, "X_test": X_test}
+
+
+def _correlated(rng, shape):
+    """Correlated features with different scales and non-zero means."""
+    n, d = shape
+    mix = np.eye(d) + 0.6 * rng.standard_normal((d, d))
+    scales = np.exp(rng.uniform(0, np.log(15), d))
+    means = rng.uniform(-3, 3, d)
+    return means + (rng.standard_normal((n, d)) @ mix) * scales
+
+
+def _case_condition(rng, hidden):
+    shape = pick_shape(rng, hidden, (20, 3), ((30, 80), (4, 6)))
+    return {"X": _correlated(rng, shape)}
+
+
+def _case_gd(rng, hidden):
+    (n, d) = pick_shape(rng, hidden, (30, 2), ((40, 80), (3, 5)))
+    # condition number about 30..200: a few hundred to a few thousand updates
+    scales = np.concatenate([[1.0], rng.uniform(1.0, 12.0, d - 1)])
+    X = rng.standard_normal((n, d)) * scales
+    kappa = normlab.condition_number(X)
+    while not 30 <= kappa <= 200:
+        scales = np.concatenate([[1.0], rng.uniform(1.0, 12.0, d - 1)])
+        X = rng.standard_normal((n, d)) * scales
+        kappa = normlab.condition_number(X)
+    w_true = rng.uniform(-3, 3, d)
+    y = (X @ w_true + 0.1 * rng.standard_normal(n)) * 40  # ||g_0|| far from 1
+    top = np.linalg.eigvalsh(X.T @ X / n)[-1]
+    return {"X": X, "y": y, "lr": float(1.0 / top), "tol": 1e-6}
+
+
+def _describe_fit(case):
+    return shape_text(X=case["X"])
+
+
+def _describe_new(case):
+    text = shape_text(X_train=case["X_train"], X_test=case["X_test"])
+    if "feature_range" in case:
+        text += f", feature_range={tuple(case['feature_range'])}"
+    return text
+
+
+def _describe_gd(case):
+    return f"{shape_text(X=case['X'], y=case['y'])}, lr={case['lr']:.4g}, tol={case['tol']:g}"
+
+
+# ----------------------------------------------------------------------------- protocols
+def _call_fit_transform(student, case):
+    scaler = student()
+    scaler.fit(case["X"])
+    return {"out": scaler.transform(case["X"])}
+
+
+def _call_minmax_new(student, case):
+    scaler = student(feature_range=tuple(case["feature_range"]))
+    scaler.fit(case["X_train"])
+    test = scaler.transform(case["X_test"])
+    return {"test": test, "inverse": scaler.inverse_transform(case["Z"])}
+
+
+def _call_standard_new(student, case):
+    scaler = student()
+    scaler.fit(case["X_train"])
+    test = scaler.transform(case["X_test"])
+    return {"test": test, "inverse": scaler.inverse_transform(case["Z"])}
+
+
+def _call_train_test(student, case):
+    result = student(case["X_train"], case["X_test"])
+    if not (isinstance(result, (tuple, list)) and len(result) == 2):
+        from ..judge import Problem
+
+        problem = Problem(f"not a pair (got {type(result).__name__})")
+        return {"train": problem, "test": problem}
+    return {"train": result[0], "test": result[1]}
+
+
+def _call_condition(student, case):
+    return {"kappa": student(case["X"])}
+
+
+def _call_gd(student, case):
+    return {"n_iter": student(case["X"], case["y"], case["lr"], tol=case["tol"])}
+
+
+# ----------------------------------------------------------------------------- wrong answers
+def _minmax(X, fit_on, feature_range=(0.0, 1.0), axis=0, divide_by_max=False, clip=False):
+    a, b = feature_range
+    lo = fit_on.min(axis=axis, keepdims=True)
+    hi = fit_on.max(axis=axis, keepdims=True)
+    span = hi if divide_by_max else hi - lo
+    out = a + (X - lo) / span * (b - a)
+    return np.clip(out, a, b) if clip else out
+
+
+def _minmax_inverse(Z, fit_on, feature_range=(0.0, 1.0), axis=0):
+    a, b = feature_range
+    lo = fit_on.min(axis=axis, keepdims=True)
+    hi = fit_on.max(axis=axis, keepdims=True)
+    return lo + (Z - a) / (b - a) * (hi - lo)
+
+
+def _stats(X, axis=0, ddof=0):
+    mean = X.mean(axis=axis, keepdims=True)
+    std = np.sqrt(((X - mean) ** 2).sum(axis=axis, keepdims=True) / (X.size / mean.size - ddof))
+    return mean, std
+
+
+def _standard_new(case, ddof=0):
+    mean, std = _stats(case["X_train"], 0, ddof)
+    return {"test": (case["X_test"] - mean) / std, "inverse": case["Z"] * std + mean}
+
+
+# min-max
+def _mm_fit(**kw):
+    return lambda case: {"out": _minmax(case["X"], case["X"], **kw)}
+
+
+def _mm_new(**kw):
+    def wrong(case):
+        fr = kw.get("feature_range", case["feature_range"])
+        args = {k: v for k, v in kw.items() if k != "feature_range"}
+        out = {"test": _minmax(case["X_test"], case["X_train"], fr, **args)}
+        if not args.get("clip") and not args.get("divide_by_max"):
+            out["inverse"] = _minmax_inverse(case["Z"], case["X_train"], fr,
+                                             axis=args.get("axis", 0))
+        return out
+
+    return wrong
+
+
+MM_GLOBAL = Mistake(
+    "global_minmax",
+    "uses the minimum and maximum of the whole array; each feature (column) is scaled with "
+    "its own minimum and maximum (axis=0).",
+    _mm_fit(axis=None),
+)
+MM_PER_SAMPLE = Mistake(
+    "per_sample",
+    "takes the minimum and maximum of each sample (row, axis=1); they must be per feature, "
+    "over the samples (axis=0).",
+    _mm_fit(axis=1),
+)
+MM_BY_MAX = Mistake(
+    "divide_by_max",
+    "divides by the maximum instead of the range: (x - min) / (max - min).",
+    _mm_fit(divide_by_max=True),
+)
+MM_REFIT = Mistake(
+    "refit_on_new_data",
+    "transform recomputes the minimum and maximum from the data it is given (here "
+    "X_test): a scaler is fitted on the training data only, and transform must use the "
+    "statistics learned by fit (otherwise test data leaks into the model).",
+    lambda case: {"test": _minmax(case["X_test"], case["X_test"], case["feature_range"])},
+)
+MM_RANGE_IGNORED = Mistake(
+    "feature_range_ignored",
+    "ignores feature_range and always scales to [0, 1]: map to [a, b] with "
+    "a + (x - min) / (max - min) * (b - a).",
+    _mm_new(feature_range=(0.0, 1.0)),
+)
+MM_CLIPPED = Mistake(
+    "clipped",
+    "clips the transformed values to feature_range; new data can fall outside the "
+    "training range and must map outside feature_range, unclipped.",
+    _mm_new(clip=True),
+)
+
+
+def _mm_inverse_ignores_range(case):
+    X = case["X_train"]
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    return {"inverse": case["Z"] * (hi - lo) + lo}
+
+
+MM_INVERSE_RANGE = Mistake(
+    "inverse_ignores_range",
+    "inverse_transform ignores feature_range (it computes z * (max - min) + min); undo "
+    "the transform: min + (z - a) / (b - a) * (max - min).",
+    _mm_inverse_ignores_range,
+)
+MM_NEW_GLOBAL = Mistake("global_minmax", MM_GLOBAL.message, _mm_new(axis=None))
+
+# standard
+ST_UNBIASED = Mistake(
+    "unbiased_std",
+    "divides by the sample standard deviation (ddof=1, variance divided by n - 1); "
+    "StandardScaler uses the population one (ddof=0, divided by n), as scikit-learn does.",
+    lambda case: {"out": standardize(case["X"], 0, ddof=1)},
+)
+ST_PER_SAMPLE = Mistake(
+    "per_sample",
+    "computes the mean and standard deviation of each sample (row, axis=1); they must be "
+    "per feature, over the samples (axis=0).",
+    lambda case: {"out": standardize(case["X"], 1)},
+)
+ST_GLOBAL = Mistake(
+    "global_stats",
+    "uses one mean and one standard deviation for the whole array; each feature (column) "
+    "gets its own (axis=0).",
+    lambda case: {"out": standardize(case["X"], None)},
+)
+ST_BY_VARIANCE = Mistake(
+    "divided_by_variance",
+    "divides by the variance instead of the standard deviation, its square root.",
+    lambda case: {"out": standardize(case["X"], 0, sqrt=False)},
+)
+ST_REFIT = Mistake(
+    "refit_on_new_data",
+    "transform recomputes the mean and standard deviation from the data it is given (here "
+    "X_test): a scaler is fitted on the training data only, and transform must use the "
+    "statistics learned by fit (otherwise test data leaks into the model).",
+    lambda case: {"test": standardize(case["X_test"], 0)},
+)
+ST_NEW_UNBIASED = Mistake("unbiased_std", ST_UNBIASED.message,
+                          lambda case: _standard_new(case, ddof=1))
+
+
+def _st_inverse_order(case):
+    mean, std = _stats(case["X_train"])
+    return {"inverse": (case["Z"] + mean) * std}
+
+
+def _st_inverse_divides(case):
+    mean, std = _stats(case["X_train"])
+    return {"inverse": case["Z"] / std + mean}
+
+
+ST_INVERSE_ORDER = Mistake(
+    "inverse_wrong_order",
+    "inverse_transform adds the mean before multiplying by the standard deviation; undo "
+    "the steps in reverse order: x = z * std + mean.",
+    _st_inverse_order,
+)
+ST_INVERSE_DIVIDES = Mistake(
+    "inverse_divides",
+    "inverse_transform divides by the standard deviation again; to undo the division "
+    "multiply: x = z * std + mean.",
+    _st_inverse_divides,
+)
+
+# scale_train_test
+
+
+def _tt(fit_on: str, ddof=0):
+    def wrong(case):
+        tr, te = case["X_train"], case["X_test"]
+        if fit_on == "own":
+            return {"train": standardize(tr, 0, ddof=ddof), "test": standardize(te, 0, ddof=ddof)}
+        if fit_on == "all":
+            mean, std = _stats(np.vstack([tr, te]), ddof=ddof)
+        else:
+            mean, std = _stats(tr, ddof=ddof)
+        return {"train": (tr - mean) / std, "test": (te - mean) / std}
+
+    return wrong
+
+
+TT_FIT_ON_TEST = Mistake(
+    "fit_on_test",
+    "scales X_test with statistics computed on X_test (a scaler fitted on test data): "
+    "fit the scaler on X_train only and transform both sets with it; test data must not "
+    "influence the preprocessing.",
+    _tt("own"),
+)
+TT_FIT_ON_ALL = Mistake(
+    "fit_on_train_and_test",
+    "fits the scaler on X_train and X_test together, so test data leaks into the "
+    "statistics: fit on X_train only and transform both sets with it.",
+    _tt("all"),
+)
+TT_UNBIASED = Mistake(
+    "unbiased_std",
+    "uses the sample standard deviation (ddof=1); fix StandardScaler first (population "
+    "standard deviation, ddof=0), then reuse it here.",
+    _tt("train", ddof=1),
+)
+
+
+# condition number
+def _eigs(X, center=False):
+    Xc = X - X.mean(axis=0) if center else X
+    return np.linalg.eigvalsh(Xc.T @ Xc / X.shape[0])
+
+
+CN_SQRT = Mistake(
+    "singular_value_ratio",
+    "returns the condition number of X (s_max / s_min, e.g. np.linalg.cond(X)), which is "
+    "the square root of the Hessian's: H = X^T X / n has eigenvalues s**2 / n, so "
+    "kappa(H) = (s_max / s_min)**2.",
+    lambda case: {"kappa": np.sqrt(normlab.condition_number(case["X"]))},
+)
+CN_CENTERED = Mistake(
+    "centered_covariance",
+    "uses the covariance matrix (features centred), but the Hessian of the least-squares "
+    "loss without intercept is X^T X / n with X as it is: do not subtract the means.",
+    lambda case: {"kappa": (lambda e: e[-1] / e[0])(_eigs(case["X"], center=True))},
+)
+CN_DIAGONAL = Mistake(
+    "diagonal_ratio",
+    "compares only the diagonal of the Hessian (the features' mean squares), ignoring the "
+    "correlations between features; the condition number is lambda_max / lambda_min of "
+    "the whole matrix H = X^T X / n.",
+    lambda case: {"kappa": (lambda h: h.max() / h.min())(np.diag(case["X"].T @ case["X"]))},
+)
+CN_INVERTED = Mistake(
+    "inverted",
+    "returns lambda_min / lambda_max; the condition number is lambda_max / lambda_min, "
+    "which is >= 1.",
+    lambda case: {"kappa": 1.0 / normlab.condition_number(case["X"])},
+)
+
+
+# gradient descent
+def _gd_count(case, absolute=False):
+    X, y, lr, tol = case["X"], case["y"], case["lr"], case["tol"]
+    n = X.shape[0]
+    w = np.zeros(X.shape[1])
+    g = X.T @ (X @ w - y) / n
+    threshold = tol if absolute else tol * np.linalg.norm(g)
+    k = 0
+    while np.linalg.norm(g) > threshold and k < 100_000:
+        w = w - lr * g
+        g = X.T @ (X @ w - y) / n
+        k += 1
+    return k
+
+
+def _gd_ref(case):
+    return normlab.count_gd_iterations(case["X"], case["y"], lr=case["lr"], tol=case["tol"])
+
+
+GD_PLUS_ONE = Mistake(
+    "one_too_many",
+    "counts one update too many (e.g. counting gradient evaluations, or checking the "
+    "criterion after an extra update): count the updates w <- w - lr * g made until "
+    "||g(w_k)|| <= tol * ||g(w_0)||; 0 if w_0 already satisfies it.",
+    lambda case: {"n_iter": _gd_ref(case) + 1},
+)
+GD_MINUS_ONE = Mistake(
+    "one_too_few",
+    "counts one update too few (the loop stops one step early or starts counting at -1): "
+    "count the updates w <- w - lr * g made until ||g(w_k)|| <= tol * ||g(w_0)||.",
+    lambda case: {"n_iter": _gd_ref(case) - 1},
+)
+GD_ABSOLUTE = Mistake(
+    "absolute_tolerance",
+    "stops when ||g|| <= tol (an absolute tolerance); the criterion is relative to the "
+    "starting gradient: ||g(w_k)|| <= tol * ||g(w_0)||, which does not depend on the "
+    "units of X and y.",
+    lambda case: {"n_iter": _gd_count(case, absolute=True)},
+)
+
+
+# ----------------------------------------------------------------------------- checks
+def _ref_minmax_fit(case):
+    return {"out": normlab.MinMaxScaler().fit(case["X"]).transform(case["X"])}
+
+
+def _ref_minmax_new(case):
+    s = normlab.MinMaxScaler(tuple(case["feature_range"])).fit(case["X_train"])
+    return {"test": s.transform(case["X_test"]), "inverse": s.inverse_transform(case["Z"])}
+
+
+def _ref_standard_fit(case):
+    return {"out": normlab.StandardScaler().fit(case["X"]).transform(case["X"])}
+
+
+def _ref_standard_new(case):
+    s = normlab.StandardScaler().fit(case["X_train"])
+    return {"test": s.transform(case["X_test"]), "inverse": s.inverse_transform(case["Z"])}
+
+
+def _ref_train_test(case):
+    s = normlab.StandardScaler().fit(case["X_train"])
+    return {"train": s.transform(case["X_train"]), "test": s.transform(case["X_test"])}
+
+
+NEW_LABELS = {"test": "transform(X_test) after fit(X_train)",
+              "inverse": "inverse_transform(Z)"}
+
+register(
+    Check("minmax_fit_transform", "MinMaxScaler", _case_fit, _call_fit_transform,
+          _ref_minmax_fit, _describe_fit, labels={"out": "fit(X).transform(X)"},
+          mistakes=(MM_GLOBAL, MM_PER_SAMPLE, MM_BY_MAX)),
+    Check("minmax_new_data", "MinMaxScaler", _case_new_data_minmax, _call_minmax_new,
+          _ref_minmax_new, _describe_new, labels=NEW_LABELS,
+          mistakes=(MM_REFIT, MM_RANGE_IGNORED, MM_CLIPPED, MM_INVERSE_RANGE, MM_NEW_GLOBAL)),
+    Check("standard_fit_transform", "StandardScaler", _case_fit, _call_fit_transform,
+          _ref_standard_fit, _describe_fit, labels={"out": "fit(X).transform(X)"},
+          mistakes=(ST_UNBIASED, ST_PER_SAMPLE, ST_GLOBAL, ST_BY_VARIANCE)),
+    Check("standard_new_data", "StandardScaler", _case_new_data_standard, _call_standard_new,
+          _ref_standard_new, _describe_new, labels=NEW_LABELS,
+          mistakes=(ST_REFIT, ST_INVERSE_ORDER, ST_INVERSE_DIVIDES, ST_NEW_UNBIASED)),
+    Check("scale_train_test", "scale_train_test", _case_train_test, _call_train_test,
+          _ref_train_test, _describe_new,
+          labels={"train": "the scaled X_train", "test": "the scaled X_test"},
+          mistakes=(TT_FIT_ON_TEST, TT_FIT_ON_ALL, TT_UNBIASED)),
+    Check("condition_number", "condition_number", _case_condition, _call_condition,
+          lambda case: {"kappa": normlab.condition_number(case["X"])},
+          lambda case: shape_text(X=case["X"]), labels={"kappa": "the condition number"},
+          mistakes=(CN_SQRT, CN_CENTERED, CN_DIAGONAL, CN_INVERTED)),
+    Check("gd_iterations", "count_gd_iterations", _case_gd, _call_gd,
+          lambda case: {"n_iter": _gd_ref(case)}, _describe_gd,
+          labels={"n_iter": "the number of updates"},
+          mistakes=(GD_PLUS_ONE, GD_MINUS_ONE, GD_ABSOLUTE), tol=0),
+)
+
+ASSIGNMENT = register_assignment(Assignment(
+    NAME,
+    cells=(
+        Cell("test_minmax_fit_transform", 3, ("minmax_fit_transform",), "MinMaxScaler",
+             "min-max scaling of the training data"),
+        Cell("test_minmax_new_data", 3, ("minmax_new_data",), "MinMaxScaler",
+             "new data, feature_range, inverse_transform"),
+        Cell("test_standard_fit_transform", 3, ("standard_fit_transform",), "StandardScaler",
+             "standardization of the training data"),
+        Cell("test_standard_new_data", 2, ("standard_new_data",), "StandardScaler",
+             "new data, inverse_transform"),
+        Cell("test_scale_train_test", 3, ("scale_train_test",), "scale_train_test",
+             "a train/test split without leakage"),
+        Cell("test_condition_number", 3, ("condition_number",), "condition_number",
+             "condition number of X^T X / n"),
+        Cell("test_gd_iterations", 3, ("gd_iterations",), "count_gd_iterations",
+             "gradient-descent updates to converge"),
+    ),
+    expected=(),  # filled below once measured
+))

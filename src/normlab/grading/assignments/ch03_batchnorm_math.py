@@ -1,0 +1,605 @@
+"""Assignment 03-batchnorm-math: batch norm forward/backward, spatial BN, gradient check.
+
+The student writes (CS231n's functional style, numpy only):
+
+- ``batchnorm_forward(x, gamma, beta, eps=1e-5) -> (out, cache)``, x (N, D), training mode
+  (batch mean, BIASED batch variance), ``cache = (x, x_hat, mu, var, gamma, eps)``;
+- ``batchnorm_backward(dout, cache) -> (dx, dgamma, dbeta)``, staged through the graph;
+- ``batchnorm_backward_alt(dout, cache)``, the same in closed form;
+- ``spatial_batchnorm_forward(x, gamma, beta, eps=1e-5) -> (out, cache)``, x (N, C, H, W),
+  statistics per channel over (N, H, W), the same cache layout with x_hat 4-D and
+  mu, var of shape (C,); ``spatial_batchnorm_backward(dout, cache)``;
+- ``numerical_gradient(f, x, dout, h=1e-5)`` (centred differences of sum(f(x) * dout))
+  and ``rel_error(a, b)`` (max |a - b| / max(1e-8, |a| + |b|)).
+
+The backward checks pass the student a cache built by the grader in the documented layout,
+so a wrong forward pass does not also cost the backward points.
+References: ``normlab.batchnorm_*``, ``normlab.spatial_batchnorm_*``,
+``normlab.numerical_gradient``, ``normlab.rel_error``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import normlab
+
+from ..cases import pick_shape, shape_text
+from ..judge import Problem
+from ..mistakes import Mistake
+from ..registry import Assignment, Cell, Check, Expected, register, register_assignment
+
+NAME = "03-batchnorm-math"
+CACHE_LAYOUT = "(x, x_hat, mu, var, gamma, eps)"
+
+
+# ----------------------------------------------------------------------------- cases
+def _params(rng, c):
+    return rng.uniform(0.5, 2.0, c), rng.normal(0.0, 1.0, c)
+
+
+def _case_2d(rng, hidden, tiny=False):
+    n, d = pick_shape(rng, hidden, (6, 3), ((8, 40), (4, 9)))
+    means = rng.uniform(-3, 3, d)
+    # normal cases: spreads >= 2, so where eps goes changes the output by < 3e-6 of its
+    # scale; tiny cases: variances comparable to eps = 1e-5, where it changes everything
+    scales = rng.uniform(2e-3, 5e-3, d) if tiny else rng.uniform(2.0, 5.0, d)
+    x = means + scales * rng.standard_normal((n, d))
+    gamma, beta = _params(rng, d)
+    return {"x": x, "gamma": gamma, "beta": beta, "eps": 1e-5}
+
+
+def _case_bn_forward(rng, hidden):
+    return _case_2d(rng, hidden)
+
+
+def _case_bn_forward_eps(rng, hidden):
+    return _case_2d(rng, hidden, tiny=True)
+
+
+def _with_cache(case):
+    """Add the reference forward pass's cache entries and an upstream gradient."""
+    out, cache = normlab.batchnorm_forward(case["x"], case["gamma"], case["beta"], case["eps"])
+    case.update(x_hat=cache.x_hat, mu=cache.mu, var=cache.var)
+    return case
+
+
+def _case_bn_backward(rng, hidden):
+    case = _case_2d(rng, hidden)
+    case["dout"] = rng.standard_normal(case["x"].shape)
+    return _with_cache(case)
+
+
+def _case_4d(rng, hidden):
+    shape = pick_shape(rng, hidden, (2, 3, 4, 5), ((3, 6), (4, 7), (5, 8), (5, 8)))
+    n, c, h, w = shape
+    means = rng.uniform(-3, 3, c)[None, :, None, None]
+    scales = rng.uniform(2.0, 5.0, c)[None, :, None, None]
+    x = means + scales * rng.standard_normal(shape)
+    gamma, beta = _params(rng, c)
+    return {"x": x, "gamma": gamma, "beta": beta, "eps": 1e-5}
+
+
+def _case_spatial_backward(rng, hidden):
+    case = _case_4d(rng, hidden)
+    case["dout"] = rng.standard_normal(case["x"].shape)
+    return _with_cache(case)
+
+
+def _case_numgrad(rng, hidden):
+    n, d = pick_shape(rng, hidden, (3, 4), ((4, 6), (5, 7)))
+    k = 3 if not hidden else int(rng.integers(4, 6))
+    return {
+        "x": rng.normal(0, 1, (n, d)),
+        "W": rng.normal(0, 0.8, (d, k)),
+        "b": rng.normal(0, 0.5, k),
+        "dout": rng.normal(0, 1, (n, k)),
+        "h": 1e-5,
+    }
+
+
+def _case_rel_error(rng, hidden):
+    shape = pick_shape(rng, hidden, (4, 3), ((5, 9), (2, 6)))
+    a1 = rng.normal(0, 1, shape)
+    b1 = a1 + rng.normal(0, 1e-3, shape)
+    # opposite signs and exact zeros in both (0 / 0 must not happen)
+    a2 = rng.normal(0, 1, shape)
+    b2 = -a2 + rng.normal(0, 0.1, shape)
+    zeros = rng.random(shape) < 0.3
+    zeros.flat[0] = True
+    a2[zeros] = 0.0
+    b2[zeros] = 0.0
+    a3 = rng.normal(5, 1, shape)
+    b3 = a3 * (1 + rng.normal(0, 1e-7, shape))
+    return {"a1": a1, "b1": b1, "a2": a2, "b2": b2, "a3": a3, "b3": b3}
+
+
+def _describe_bn(case):
+    return f"{shape_text(x=case['x'], gamma=case['gamma'])}, eps={case['eps']:g}"
+
+
+def _describe_numgrad(case):
+    return (f"f(x) = tanh(x @ W + b) with {shape_text(x=case['x'], W=case['W'])}, "
+            f"h={case['h']:g}")
+
+
+def _describe_rel(case):
+    return f"three pairs (a, b) of shape {case['a1'].shape}"
+
+
+# ----------------------------------------------------------------------------- protocols
+def _forward_outputs(result):
+    """out and the cache entries of a forward pass's ``(out, cache)``."""
+    if not (isinstance(result, (tuple, list)) and len(result) == 2):
+        p = Problem(f"not a pair (out, cache) (got {type(result).__name__})")
+        return {"out": result if isinstance(result, np.ndarray) else p,
+                "x_hat": p, "mu": p, "var": p}
+    out, cache = result
+    if not (isinstance(cache, (tuple, list)) and len(cache) == 6):
+        what = f"a {type(cache).__name__}" + (f" of length {len(cache)}"
+                                              if isinstance(cache, (tuple, list)) else "")
+        p = Problem(f"missing: the cache is {what}, not the tuple {CACHE_LAYOUT}")
+        return {"out": out, "x_hat": p, "mu": p, "var": p}
+    return {"out": out, "x_hat": cache[1], "mu": cache[2], "var": cache[3]}
+
+
+def _call_forward(student, case):
+    return _forward_outputs(student(case["x"], case["gamma"], case["beta"], case["eps"]))
+
+
+def _grader_cache(case):
+    return (case["x"], case["x_hat"], case["mu"], case["var"], case["gamma"], case["eps"])
+
+
+def _backward_outputs(result, keys):
+    if not (isinstance(result, (tuple, list)) and len(result) == 3):
+        p = Problem(f"not a triple (dx, dgamma, dbeta) (got {type(result).__name__})")
+        return {k: p for k in keys}
+    named = dict(zip(("dx", "dgamma", "dbeta"), result))
+    return {k: named[k] for k in keys}
+
+
+def _call_backward(keys):
+    def call(student, case):
+        return _backward_outputs(student(case["dout"], _grader_cache(case)), keys)
+
+    return call
+
+
+def _tanh_layer(W, b):
+    def f(x):
+        return np.tanh(x @ W + b)
+
+    return f
+
+
+def _call_numgrad(student, case):
+    x = case["x"]
+    grad = student(_tanh_layer(case["W"], case["b"]), x, case["dout"], h=case["h"])
+    return {"grad": grad, "x_after": x}
+
+
+def _call_rel_error(student, case):
+    values = [student(case[f"a{i}"], case[f"b{i}"]) for i in (1, 2, 3)]
+    try:
+        return {"errors": np.array([float(v) for v in values])}
+    except (TypeError, ValueError):
+        return {"errors": Problem("not three numbers: " + ", ".join(type(v).__name__ for v in values))}
+
+
+# ----------------------------------------------------------------------------- wrong answers
+def _axes(x):
+    return (0,) + tuple(range(2, x.ndim))
+
+
+def _bn(x, gamma, beta, eps, axes=None, ddof=0, eps_mode="inside", affine="normal"):
+    """A batch-norm forward with the usual mistakes; returns the forward-check outputs."""
+    axes = _axes(x) if axes is None else axes
+    keep = [1] * x.ndim
+    keep[1] = -1
+    g, b = gamma.reshape(keep), beta.reshape(keep)
+    mu = x.mean(axis=axes, keepdims=True)
+    n = x.size // mu.size
+    var = ((x - mu) ** 2).sum(axis=axes, keepdims=True) / (n - ddof)
+    if eps_mode == "inside":
+        std = np.sqrt(var + eps)
+    elif eps_mode == "outside":
+        std = np.sqrt(var) + eps
+    else:
+        std = np.sqrt(var)
+    with np.errstate(all="ignore"):
+        x_hat = (x - mu) / std
+    if affine == "normal":
+        out = g * x_hat + b
+    elif affine == "swapped":
+        out = b * x_hat + g
+    else:
+        out = x_hat
+    return {"out": out, "x_hat": x_hat}
+
+
+def _fw(**kw):
+    return lambda case: _bn(case["x"], case["gamma"], case["beta"], case["eps"], **kw)
+
+
+FW_UNBIASED = Mistake(
+    "unbiased_variance",
+    "normalizes with the unbiased batch variance (divided by n - 1); batch norm's training "
+    "forward uses the BIASED variance, divided by n (torch does the same). The unbiased "
+    "one only goes into running_var.",
+    _fw(ddof=1),
+)
+FW_PER_SAMPLE = Mistake(
+    "per_sample",
+    "computes the statistics of each sample over its features (axis=1), which is layer "
+    "norm; batch norm takes each feature's mean and variance over the batch (axis=0).",
+    _fw(axes=(1,)),
+)
+FW_EPS_OUTSIDE = Mistake(
+    "eps_outside_sqrt",
+    "adds eps outside the square root (sqrt(var) + eps); batch norm divides by "
+    "sqrt(var + eps). It only shows when a variance is comparable to eps, as here.",
+    _fw(eps_mode="outside"),
+)
+FW_EPS_IGNORED = Mistake(
+    "eps_ignored",
+    "ignores eps: divide by sqrt(var + eps). It only shows when a variance is comparable "
+    "to eps, as here.",
+    _fw(eps_mode="none"),
+)
+FW_SWAPPED = Mistake(
+    "gamma_beta_swapped",
+    "swaps gamma and beta: out = gamma * x_hat + beta (gamma scales, beta shifts).",
+    _fw(affine="swapped"),
+)
+FW_NO_AFFINE = Mistake(
+    "no_scale_shift",
+    "returns x_hat without the learnable scale and shift: out = gamma * x_hat + beta.",
+    _fw(affine="none"),
+)
+
+SP_OVER_NC = Mistake(
+    "stats_over_NC",
+    "takes the statistics over (N, C) (axes 0 and 1) instead of (N, H, W): spatial batch "
+    "norm has one mean and variance per CHANNEL, over axes (0, 2, 3).",
+    _fw(axes=(0, 1)),
+)
+SP_PER_POSITION = Mistake(
+    "per_position",
+    "normalizes each (c, h, w) position over the batch only (axis 0, as if the image were "
+    "a flat vector of C*H*W features); spatial batch norm shares one mean and variance "
+    "per channel over N, H and W (axes 0, 2, 3).",
+    lambda case: _bn_per_position(case),
+)
+
+
+def _bn_per_position(case):
+    x = case["x"]
+    mu = x.mean(axis=0, keepdims=True)
+    var = x.var(axis=0, keepdims=True)
+    x_hat = (x - mu) / np.sqrt(var + case["eps"])
+    g, b = case["gamma"][None, :, None, None], case["beta"][None, :, None, None]
+    return {"out": g * x_hat + b, "x_hat": x_hat}
+
+
+def _no_transpose(case):
+    x = case["x"]
+    c = x.shape[1]
+    r = _bn(x.reshape(-1, c), case["gamma"], case["beta"], case["eps"])
+    return {"out": r["out"].reshape(x.shape), "x_hat": r["x_hat"].reshape(x.shape)}
+
+
+SP_NO_TRANSPOSE = Mistake(
+    "reshape_without_transpose",
+    "reshapes (N, C, H, W) straight to (N*H*W, C), which mixes channels and positions: "
+    "move the channel axis last first, x.transpose(0, 2, 3, 1).reshape(-1, C), and undo "
+    "both steps on the way back.",
+    _no_transpose,
+)
+SP_UNBIASED = Mistake("unbiased_variance", FW_UNBIASED.message, _fw(ddof=1))
+
+
+def _closed_form(dout, x_hat, gamma, var, eps, axes, mean_term=True, var_term=1.0,
+                 use_gamma=True, n_minus_one=False):
+    keep = [1] * dout.ndim
+    keep[1] = -1
+    g = gamma.reshape(keep) if use_gamma else 1.0
+    invstd = 1.0 / np.sqrt(var.reshape(keep) + eps)
+    n = dout.size // gamma.size
+    m1 = dout.mean(axis=axes, keepdims=True) if mean_term else 0.0
+    s = (dout * x_hat).sum(axis=axes, keepdims=True) / (n - 1 if n_minus_one else n)
+    return g * invstd * (dout - m1 - var_term * x_hat * s)
+
+
+def _dx(**kw):
+    def wrong(case):
+        dout = case["dout"]
+        return {"dx": _closed_form(dout, case["x_hat"], case["gamma"], case["var"],
+                                   case["eps"], _axes(dout), **kw)}
+
+    return wrong
+
+
+BW_VAR_MISSING = Mistake(
+    "var_branch_missing",
+    "treats the variance as a constant: x reaches the loss through x_hat, through mu AND "
+    "through var; the var branch adds the term -x_hat * mean(dout * gamma * x_hat) * "
+    "invstd (dvar = sum(dx_hat * (x - mu)) * -0.5 * (var + eps)**-1.5, then "
+    "dx += dvar * 2 (x - mu) / n).",
+    _dx(var_term=0.0),
+)
+BW_MEAN_MISSING = Mistake(
+    "mean_branch_missing",
+    "treats the mean as a constant: the branch through mu adds -mean(dout * gamma) * "
+    "invstd to every dx (dmu = -sum(dx_hat) * invstd, then dx += dmu / n).",
+    _dx(mean_term=False),
+)
+BW_VAR_SIGN = Mistake(
+    "var_branch_sign",
+    "gets the sign of the variance branch wrong: d(invstd)/d(var) = -0.5 * (var + eps)**-1.5, "
+    "so that branch SUBTRACTS x_hat * mean(dout * gamma * x_hat) * invstd.",
+    _dx(var_term=-1.0),
+)
+BW_NO_GAMMA = Mistake(
+    "gamma_missing",
+    "forgets gamma: the gradient reaching x_hat is dout * gamma, so dx carries a factor "
+    "gamma.",
+    _dx(use_gamma=False),
+)
+BW_N_MINUS_ONE = Mistake(
+    "n_minus_one",
+    "uses n - 1 in the variance's gradient; the forward variance divides by n, so "
+    "d var / d x_i = 2 (x_i - mu) / n.",
+    _dx(n_minus_one=True),
+)
+DX_MISTAKES = (BW_VAR_MISSING, BW_MEAN_MISSING, BW_VAR_SIGN, BW_NO_GAMMA, BW_N_MINUS_ONE)
+
+
+def _dparams(case, axes, use_x=False, mean=False, swap=False):
+    dout = case["dout"]
+    xh = case["x"] if use_x else case["x_hat"]
+    red = np.mean if mean else np.sum
+    dgamma, dbeta = red(dout * xh, axis=axes), red(dout, axis=axes)
+    if swap:
+        dgamma, dbeta = dbeta, dgamma
+    return {"dgamma": dgamma, "dbeta": dbeta}
+
+
+DP_WRONG_AXIS = Mistake(
+    "dparams_wrong_axis",
+    "sums dgamma and dbeta over the features (axis=1); gamma and beta have one entry per "
+    "feature, so their gradients are summed over the batch (axis=0), shape (D,).",
+    lambda case: _dparams(case, 1),
+)
+DP_USES_X = Mistake(
+    "dgamma_uses_x",
+    "computes dgamma from x instead of x_hat: out = gamma * x_hat + beta, so "
+    "dgamma = sum(dout * x_hat).",
+    lambda case: _dparams(case, _axes(case["dout"]), use_x=True),
+)
+DP_MEAN = Mistake(
+    "dparams_mean",
+    "averages dgamma and dbeta over the batch instead of summing: each sample's output "
+    "depends on gamma and beta, so the contributions add up.",
+    lambda case: _dparams(case, _axes(case["dout"]), mean=True),
+)
+DP_SWAPPED = Mistake(
+    "dparams_swapped",
+    "swaps dgamma and dbeta: dbeta = sum(dout), dgamma = sum(dout * x_hat).",
+    lambda case: _dparams(case, _axes(case["dout"]), swap=True),
+)
+DP_MISTAKES = (DP_WRONG_AXIS, DP_USES_X, DP_MEAN, DP_SWAPPED)
+
+SB_OVER_N = Mistake(
+    "dparams_over_N_only",
+    "sums dgamma and dbeta over the batch axis only (shape (C, H, W)); gamma and beta are "
+    "per channel, so sum over N, H and W (axes 0, 2, 3), shape (C,).",
+    lambda case: _dparams(case, 0),
+)
+SB_OVER_NC = Mistake(
+    "dparams_over_NC",
+    "sums dgamma and dbeta over (N, C) instead of (N, H, W): they are per channel, summed "
+    "over axes (0, 2, 3), shape (C,).",
+    lambda case: _dparams(case, (0, 1)),
+)
+
+
+def _sb_no_transpose(case):
+    dout, x_hat = case["dout"], case["x_hat"]
+    c = dout.shape[1]
+    d2, xh2 = dout.reshape(-1, c), x_hat.reshape(-1, c)
+    dx = _closed_form(d2, xh2, case["gamma"], case["var"], case["eps"], (0,))
+    return {"dx": dx.reshape(dout.shape), "dgamma": (d2 * xh2).sum(0), "dbeta": d2.sum(0)}
+
+
+SB_NO_TRANSPOSE = Mistake("reshape_without_transpose", SP_NO_TRANSPOSE.message,
+                          _sb_no_transpose)
+
+
+# numerical gradient
+def _numgrad_variant(case, mode):
+    f = _tanh_layer(case["W"], case["b"])
+    x = np.array(case["x"], dtype=np.float64)
+    dout, h = case["dout"], case["h"]
+    grad = np.zeros_like(x)
+    for ix in np.ndindex(x.shape):
+        old = x[ix]
+        x[ix] = old + h
+        pos = f(x)
+        if mode == "forward":
+            x[ix] = old
+            neg = f(x)
+            grad[ix] = np.sum((pos - neg) * dout) / h
+            continue
+        x[ix] = old - h
+        neg = f(x)
+        if mode != "not_restored":
+            x[ix] = old
+        if mode == "no_dout":
+            grad[ix] = np.sum(pos - neg) / (2 * h)
+        elif mode == "by_h":
+            grad[ix] = np.sum((pos - neg) * dout) / h
+        else:
+            grad[ix] = np.sum((pos - neg) * dout) / (2 * h)
+    return grad, x
+
+
+NG_FORWARD = Mistake(
+    "forward_difference",
+    "uses a one-sided difference (f(x + h) - f(x)) / h, whose error is O(h); use centred "
+    "differences (f(x + h) - f(x - h)) / (2h), error O(h**2).",
+    lambda case: {"grad": _numgrad_variant(case, "forward")[0]},
+)
+NG_BY_H = Mistake(
+    "divided_by_h",
+    "divides the centred difference by h instead of 2h: the two points are 2h apart.",
+    lambda case: {"grad": _numgrad_variant(case, "by_h")[0]},
+)
+NG_NO_DOUT = Mistake(
+    "dout_ignored",
+    "sums the change of f over all outputs without weighting it by dout: the gradient of "
+    "sum(f(x) * dout) is sum((f(x + h) - f(x - h)) * dout) / (2h).",
+    lambda case: {"grad": _numgrad_variant(case, "no_dout")[0]},
+)
+NG_NOT_RESTORED = Mistake(
+    "x_not_restored",
+    "does not put x[i] back after perturbing it, so every later entry is measured at a "
+    "shifted point (and the caller's x is changed): restore x[i] = old after each entry.",
+    lambda case: {"grad": _numgrad_variant(case, "not_restored")[0]},
+)
+
+
+def _rel_variant(case, mode):
+    out = []
+    for i in (1, 2, 3):
+        a, b = case[f"a{i}"], case[f"b{i}"]
+        num = np.abs(a - b)
+        if mode == "no_abs_denominator":
+            den = np.maximum(1e-8, a + b)
+        elif mode == "no_floor":
+            den = np.abs(a) + np.abs(b)
+        elif mode == "max_denominator":
+            den = np.maximum(1e-8, np.maximum(np.abs(a), np.abs(b)))
+        else:
+            den = np.maximum(1e-8, np.abs(a) + np.abs(b))
+        with np.errstate(all="ignore"):
+            r = num / den
+        out.append(float(np.mean(r) if mode == "mean" else np.max(r)))
+    return {"errors": np.array(out)}
+
+
+RE_MEAN = Mistake(
+    "mean_not_max",
+    "averages the entrywise relative errors; a gradient check reports the WORST entry: "
+    "max(|a - b| / max(1e-8, |a| + |b|)).",
+    lambda case: _rel_variant(case, "mean"),
+)
+RE_NO_FLOOR = Mistake(
+    "no_floor",
+    "divides by |a| + |b| without the floor, so entries where a and b are both 0 give "
+    "0 / 0 = NaN: divide by max(1e-8, |a| + |b|).",
+    lambda case: _rel_variant(case, "no_floor"),
+)
+RE_NO_ABS = Mistake(
+    "no_abs_in_denominator",
+    "divides by a + b instead of |a| + |b|, which is wrong where a and b have opposite "
+    "signs: use max(1e-8, |a| + |b|).",
+    lambda case: _rel_variant(case, "no_abs_denominator"),
+)
+RE_MAX_DEN = Mistake(
+    "max_in_denominator",
+    "divides by max(|a|, |b|) instead of |a| + |b|; the course's rel_error is "
+    "max(|a - b| / max(1e-8, |a| + |b|)), as in CS231n.",
+    lambda case: _rel_variant(case, "max_denominator"),
+)
+
+
+# ----------------------------------------------------------------------------- checks
+def _ref_forward(case):
+    out, cache = normlab.batchnorm_forward(case["x"], case["gamma"], case["beta"], case["eps"])
+    return {"out": out, "x_hat": cache.x_hat, "mu": cache.mu, "var": cache.var}
+
+
+def _ref_backward(keys, fn=normlab.batchnorm_backward_alt):
+    def ref(case):
+        _, cache = normlab.batchnorm_forward(case["x"], case["gamma"], case["beta"], case["eps"])
+        return {k: v for k, v in zip(("dx", "dgamma", "dbeta"), fn(case["dout"], cache))
+                if k in keys}
+
+    return ref
+
+
+FW_LABELS = {"out": "out", "x_hat": "cache[1] (x_hat)", "mu": "cache[2] (mu)",
+             "var": "cache[3] (var)"}
+FW_MISTAKES = (FW_UNBIASED, FW_PER_SAMPLE, FW_SWAPPED, FW_NO_AFFINE)
+# eps only matters when a variance is comparable to it: the eps check alone names them
+FW_EPS_MISTAKES = (FW_EPS_OUTSIDE, FW_EPS_IGNORED) + FW_MISTAKES
+
+
+def _bn_check(cid, function, make_case, call, ref, mistakes, labels=None, tol=1e-5):
+    return Check(cid, function, make_case, call, ref, _describe_bn, labels=labels or {},
+                 mistakes=mistakes, tol=tol)
+
+
+register(
+    _bn_check("bn_forward", "batchnorm_forward", _case_bn_forward, _call_forward,
+              _ref_forward, FW_MISTAKES, FW_LABELS),
+    _bn_check("bn_forward_eps", "batchnorm_forward", _case_bn_forward_eps, _call_forward,
+              _ref_forward, FW_EPS_MISTAKES, FW_LABELS),
+    _bn_check("bn_backward_dx", "batchnorm_backward", _case_bn_backward,
+              _call_backward(("dx",)), _ref_backward(("dx",)), DX_MISTAKES),
+    _bn_check("bn_backward_dparams", "batchnorm_backward", _case_bn_backward,
+              _call_backward(("dgamma", "dbeta")), _ref_backward(("dgamma", "dbeta")),
+              DP_MISTAKES),
+    _bn_check("bn_backward_alt_dx", "batchnorm_backward_alt", _case_bn_backward,
+              _call_backward(("dx",)), _ref_backward(("dx",)), DX_MISTAKES),
+    _bn_check("bn_backward_alt_dparams", "batchnorm_backward_alt", _case_bn_backward,
+              _call_backward(("dgamma", "dbeta")), _ref_backward(("dgamma", "dbeta")),
+              DP_MISTAKES),
+    Check("spatial_bn_forward", "spatial_batchnorm_forward", _case_4d, _call_forward,
+          _ref_forward, _describe_bn, labels=FW_LABELS,
+          mistakes=(SP_OVER_NC, SP_PER_POSITION, SP_NO_TRANSPOSE, SP_UNBIASED), tol=1e-5),
+    Check("spatial_bn_backward", "spatial_batchnorm_backward", _case_spatial_backward,
+          _call_backward(("dx", "dgamma", "dbeta")), _ref_backward(("dx", "dgamma", "dbeta")),
+          _describe_bn,
+          mistakes=(SB_OVER_N, SB_OVER_NC, SB_NO_TRANSPOSE) + DX_MISTAKES, tol=1e-5),
+    Check("numerical_gradient", "numerical_gradient", _case_numgrad, _call_numgrad,
+          lambda case: {
+              "grad": normlab.numerical_gradient(_tanh_layer(case["W"], case["b"]),
+                                                 np.array(case["x"]), case["dout"], case["h"]),
+              "x_after": case["x"]},
+          _describe_numgrad,
+          labels={"grad": "the numerical gradient", "x_after": "x after the call"},
+          mistakes=(NG_FORWARD, NG_BY_H, NG_NO_DOUT, NG_NOT_RESTORED), tol=1e-7),
+    Check("rel_error", "rel_error", _case_rel_error, _call_rel_error,
+          lambda case: {"errors": np.array([normlab.rel_error(case[f"a{i}"], case[f"b{i}"])
+                                            for i in (1, 2, 3)])},
+          _describe_rel, labels={"errors": "rel_error of the three pairs"},
+          mistakes=(RE_MEAN, RE_NO_FLOOR, RE_NO_ABS, RE_MAX_DEN), tol=1e-9),
+)
+
+ASSIGNMENT = register_assignment(Assignment(
+    NAME,
+    cells=(
+        Cell("test_bn_forward", 4, ("bn_forward",), "batchnorm_forward",
+             "forward pass and cache, (N, D)"),
+        Cell("test_bn_forward_eps", 2, ("bn_forward_eps",), "batchnorm_forward",
+             "forward pass with variances comparable to eps"),
+        Cell("test_bn_backward_dx", 4, ("bn_backward_dx",), "batchnorm_backward",
+             "staged backward: dx"),
+        Cell("test_bn_backward_dparams", 2, ("bn_backward_dparams",), "batchnorm_backward",
+             "staged backward: dgamma, dbeta"),
+        Cell("test_bn_backward_alt_dx", 4, ("bn_backward_alt_dx",), "batchnorm_backward_alt",
+             "closed-form backward: dx"),
+        Cell("test_bn_backward_alt_dparams", 2, ("bn_backward_alt_dparams",),
+             "batchnorm_backward_alt", "closed-form backward: dgamma, dbeta"),
+        Cell("test_spatial_forward", 4, ("spatial_bn_forward",), "spatial_batchnorm_forward",
+             "spatial forward, per channel over (N, H, W)"),
+        Cell("test_spatial_backward", 3, ("spatial_bn_backward",), "spatial_batchnorm_backward",
+             "spatial backward"),
+        Cell("test_numerical_gradient", 3, ("numerical_gradient",), "numerical_gradient",
+             "centred-difference gradient"),
+        Cell("test_rel_error", 2, ("rel_error",), "rel_error", "relative error"),
+    ),
+    expected=(),
+))

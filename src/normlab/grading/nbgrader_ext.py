@@ -1,0 +1,117 @@
+"""nbgrader preprocessors the course's ``nbgrader_config.py`` plugs in (nbgrader 0.9).
+
+- ``FeedbackWithoutHiddenTests`` (``GenerateFeedback.preprocessors``): the feedback HTML is
+  rendered from the autograded notebook, whose test cells hold the hidden tests in full.
+  This removes the ``### BEGIN HIDDEN TESTS`` regions (nbgrader's ``ClearHiddenTests``) and
+  also scrubs them from the outputs: IPython tracebacks quote the lines around the failing
+  line, so a failing hidden test would otherwise show its own source. Error outputs of
+  such cells keep the exception's message (the checker's explanation) and the frames of
+  the student's own code, never the test cell's frame.
+- ``RobustOverwriteCells`` (in ``Autograde.sanitize_preprocessors`` instead of
+  ``OverwriteCells``): restores the metadata of graded cells from the gradebook (a
+  student who flips ``grade`` off or changes ``points`` gains nothing) and re-inserts
+  deleted test cells after the nearest preceding cell still present (nbgrader's own
+  version raises KeyError when the cell before a deleted test cell is also gone).
+"""
+
+from __future__ import annotations
+
+import re
+
+from nbgrader import utils
+from nbgrader.preprocessors import ClearHiddenTests, OverwriteCells
+
+__all__ = ["FeedbackWithoutHiddenTests", "RobustOverwriteCells"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _plain(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+class FeedbackWithoutHiddenTests(ClearHiddenTests):
+    """ClearHiddenTests for feedback: also keeps hidden test source out of the outputs."""
+
+    def _hidden_lines(self, source: str) -> list[str]:
+        lines, inside = [], False
+        for line in source.split("\n"):
+            if self.begin_test_delimeter in line:
+                inside = True
+            elif self.end_test_delimeter in line:
+                inside = False
+            elif inside and line.strip():
+                lines.append(line.strip())
+        return lines
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        hidden = self._hidden_lines(cell.source) if cell.cell_type == "code" else []
+        cell, resources = super().preprocess_cell(cell, resources, cell_index)
+        if hidden:
+            own_frame = f"Cell In[{cell.get('execution_count')}]"
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    frames = [f for f in output.get("traceback", [])
+                              if own_frame not in _plain(f)]
+                    if any(h in _plain(f) for f in frames for h in hidden):
+                        frames = []
+                    output["traceback"] = frames or [f"{output.get('ename')}: {output.get('evalue')}"]
+                elif output.get("output_type") == "stream":
+                    text = output.get("text", "")
+                    if any(h in _plain(text) for h in hidden):
+                        output["text"] = "\n".join(
+                            line for line in text.split("\n")
+                            if not any(h in _plain(line) for h in hidden))
+        return cell, resources
+
+
+class RobustOverwriteCells(OverwriteCells):
+    """OverwriteCells that restores graded cells' metadata and re-adds deleted test cells
+    wherever their predecessor went."""
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id is not None:
+            graded = {c.name: c for c in self._source_nb().grade_cells}
+            solutions = {c.name for c in self._source_nb().solution_cells}
+            meta = cell.metadata.nbgrader
+            if grade_id in graded:
+                meta["grade"] = True
+                meta["points"] = float(graded[grade_id].max_score)
+            elif meta.get("grade"):
+                meta["grade"] = False
+            meta["solution"] = grade_id in solutions
+        return super().preprocess_cell(cell, resources, cell_index)
+
+    def _source_nb(self):
+        return self.gradebook.find_notebook(self.notebook_id, self.assignment_id)
+
+    def add_missing_grade_cells(self, nb, resources):
+        source_nb = self._source_nb()
+        source_cells = list(source_nb.source_cells)
+        grade_cells = {c.name: c for c in source_nb.grade_cells}
+        solution_ids = {c.name for c in source_nb.solution_cells}
+
+        def index_of(name):
+            for i, cell in enumerate(nb.cells):
+                meta = cell.metadata.get("nbgrader", {})
+                if meta.get("grade_id") == name and (utils.is_grade(cell) or utils.is_solution(cell)
+                                                     or meta.get("locked")):
+                    return i
+            return None
+
+        for pos, source_cell in enumerate(source_cells):
+            if source_cell.name not in grade_cells or index_of(source_cell.name) is not None:
+                continue
+            self.log.warning("Missing grade cell %s encountered, adding to notebook",
+                             source_cell.name)
+            cell = self.missing_cell_transform(source_cell, grade_cells[source_cell.name].max_score,
+                                               is_solution=source_cell.name in solution_ids)
+            insert_at = 0
+            for previous in reversed(source_cells[:pos]):
+                i = index_of(previous.name)
+                if i is not None:
+                    insert_at = i + 1
+                    break
+            nb.cells.insert(insert_at, cell)
+        return nb, resources

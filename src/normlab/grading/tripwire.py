@@ -1,0 +1,179 @@
+"""Detect a graded function that calls the reference or a library routine doing the job.
+
+``with Tripwire() as tw: student(...)`` installs a ``sys.setprofile`` hook for the duration
+of the call. The profiler sees every Python function call ("call" events, with the frame)
+and every call of a C function from Python ("c_call" events, with the function object),
+so both ``normlab.zscore(...)`` and ``torch.batch_norm(...)`` are seen, however they were
+imported or renamed. Afterwards ``tw.hit`` names the first forbidden routine, or is None.
+
+Forbidden while a graded function runs:
+
+- normlab's reference code: any module of the ``normlab`` package except
+  ``normlab.grading`` and ``normlab.data``, recognised by module name and by source file
+  (so a copied code object is still caught);
+- torch's normalization: ``torch.nn.functional.{batch,layer,group,instance}_norm``, the
+  ``torch.nn`` normalization modules, the C functions ``torch.batch_norm``,
+  ``torch.native_batch_norm``, ... and ``torch.ops.aten.*norm*`` overloads;
+- scikit-learn's ``sklearn.preprocessing`` (scalers, ``scale``, ``minmax_scale``, ...);
+- ``scipy.stats.zscore``, ``zmap`` and ``gzscore``.
+
+numpy itself is allowed. Removing the hook from inside the graded function
+(``sys.setprofile(None)``) counts as a hit. The hook only watches the calling thread.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+__all__ = ["Tripwire", "forbidden_python", "forbidden_c"]
+
+_NORMLAB_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_ALLOWED_NORMLAB = ("normlab.grading", "normlab.data")
+_ALLOWED_NORMLAB_DIRS = tuple(
+    os.path.join(_NORMLAB_DIR, sub) for sub in ("grading" + os.sep, "data.py", "data" + os.sep)
+)
+
+# Python-level routines: module prefix -> function names (None: every function there).
+_PY_MODULES = {
+    "torch.nn.modules.batchnorm": None,
+    "torch.nn.modules.normalization": None,
+    "torch.nn.modules.instancenorm": None,
+    "torch.nn.functional": {
+        "batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm",
+        "local_response_norm",
+    },
+    "sklearn.preprocessing": None,
+    "scipy.stats": {"zscore", "zmap", "gzscore"},
+}
+# C functions (torch's VariableFunctions and friends) by name.
+_TORCH_C_NAMES = {
+    "batch_norm", "native_batch_norm", "_native_batch_norm_legit",
+    "_native_batch_norm_legit_no_training", "_batch_norm_impl_index", "batch_norm_stats",
+    "batch_norm_elemt", "batch_norm_gather_stats", "batch_norm_backward_elemt",
+    "layer_norm", "native_layer_norm", "group_norm", "native_group_norm", "instance_norm",
+    "rms_norm", "_fused_rms_norm",
+}
+
+
+def _normlab_reference(module: str, filename: str) -> bool:
+    if module == "normlab" or module.startswith("normlab."):
+        return not module.startswith(_ALLOWED_NORMLAB)
+    if filename.startswith(_NORMLAB_DIR + os.sep):
+        return not filename.startswith(_ALLOWED_NORMLAB_DIRS)
+    return False
+
+
+def _module_of_file(filename: str) -> str:
+    rel = os.path.relpath(filename, os.path.dirname(_NORMLAB_DIR))
+    return os.path.splitext(rel)[0].replace(os.sep, ".")
+
+
+def forbidden_python(module: str, function: str, filename: str = "") -> str | None:
+    """The routine's dotted name if calling ``module.function`` is forbidden, else None."""
+    if _normlab_reference(module, filename):
+        if not (module == "normlab" or module.startswith("normlab.")):
+            return f"{_module_of_file(filename)}.{function} (its code, copied)"
+        return f"{module}.{function}"
+    for prefix, names in _PY_MODULES.items():
+        if module == prefix or module.startswith(prefix + "."):
+            if names is None or function in names:
+                return f"{module}.{function}"
+    return None
+
+
+def forbidden_c(func) -> str | None:
+    """The dotted name of a forbidden C function object, else None."""
+    name = getattr(func, "__name__", "") or ""
+    module = getattr(func, "__module__", None) or ""
+    if name in _TORCH_C_NAMES and (module.startswith("torch") or "torch" in repr(type(func))
+                                   or "VariableFunctions" in (getattr(func, "__qualname__", "") or "")):
+        return f"torch.{name}"
+    if module:
+        return forbidden_python(module, name)
+    return None
+
+
+def _what(routine: str) -> str:
+    if routine.startswith("normlab"):
+        return "the course's reference implementation"
+    return "a library routine that does the graded job"
+
+
+class Tripwire:
+    """Context manager: ``hit`` is the first forbidden routine called inside, or None.
+
+    ``message(function)`` explains the verdict to the student.
+    """
+
+    def __init__(self):
+        self.hit: str | None = None
+        self._decided: dict = {}
+        self._previous = None
+        self._thread = None
+
+    def _hook(self, frame, event, arg):
+        if self.hit is not None:
+            return
+        if event == "call":
+            code = frame.f_code
+            verdict = self._decided.get(code)
+            if verdict is None:
+                module = frame.f_globals.get("__name__", "") or ""
+                name = getattr(code, "co_qualname", code.co_name)
+                verdict = forbidden_python(module, name, code.co_filename) or ""
+                if not verdict and module == "torch._ops" and code.co_name == "__call__":
+                    verdict = "?"  # decided per call below: which op is it?
+                self._decided[code] = verdict
+            if verdict == "?":
+                op = frame.f_locals.get("self")
+                opname = str(getattr(op, "_name", "") or getattr(op, "__name__", ""))
+                base = opname.split("::")[-1].split(".")[0]
+                verdict = f"torch.ops.aten.{base}" if base in _TORCH_C_NAMES else ""
+            if verdict:
+                self.hit = verdict
+        elif event == "c_call":
+            try:
+                verdict = self._decided.get(arg)
+            except TypeError:  # unhashable callable
+                verdict = None
+            if verdict is None:
+                verdict = forbidden_c(arg) or ""
+                try:
+                    self._decided[arg] = verdict
+                except TypeError:
+                    pass
+            if verdict:
+                self.hit = verdict
+
+    def __enter__(self) -> "Tripwire":
+        self._previous = sys.getprofile()
+        self._thread = threading.get_ident()
+        sys.setprofile(self._hook)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        current = sys.getprofile()
+        sys.setprofile(self._previous)
+        if self.hit is None and getattr(current, "__self__", None) is not self:
+            self.hit = "sys.setprofile (the grading profiler was removed)"
+        return False
+
+    def message(self, function: str) -> str:
+        if self.hit is None:
+            return ""
+        return tripwire_message(function, self.hit)
+
+
+def tripwire_message(function: str, hit: str) -> str:
+    """The student-facing sentence for a forbidden call (also used by the judge)."""
+    if hit.startswith("sys.setprofile"):
+        return (
+            f"{function} removed the grading profiler (sys.setprofile), which the checker "
+            "uses to verify that no reference code is called. This test scores 0."
+        )
+    return (
+        f"{function} called {hit}, {_what(hit)}. A graded function must compute its result "
+        "itself (numpy is fine), so this test scores 0."
+    )
