@@ -275,7 +275,8 @@ class BatchNorm(_NormBase):
         self._cache = cache
         return out
 
-    __call__ = forward
+    def __call__(self, x) -> np.ndarray:
+        return self.forward(x)
 
     def backward(self, dout) -> np.ndarray:
         """dx for the last forward; stores grad_weight and grad_bias (None if absent)."""
