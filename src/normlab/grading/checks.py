@@ -74,7 +74,7 @@ def run_student(chk: Check, student: Any, case: dict) -> StudentRun:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with contextlib.redirect_stderr(sys.stdout):
-            tripwire = Tripwire()
+            tripwire = Tripwire(allowed=chk.allowed)
             try:
                 with tripwire:
                     raw = chk.call(student, _student_copy(case))

@@ -65,6 +65,9 @@ class Check:
         ``tol=0`` demands exact equality (counts, outcome codes).
     floor: see ``tol``; the smallest scale an expected array is given.
     describe: ``case -> str``, shapes/arguments of the case for messages.
+    allowed: dotted names (prefixes) of routines the tripwire lets this check's student
+        code call although they are forbidden elsewhere, for checks whose graded job is
+        not normalization itself (an experiment training a net with torch's BatchNorm1d).
     """
 
     id: str
@@ -77,6 +80,7 @@ class Check:
     mistakes: tuple[Mistake, ...] = ()
     tol: float = 1e-6
     floor: float = 1e-8
+    allowed: tuple[str, ...] = ()
 
     def label(self, key: str) -> str:
         return self.labels.get(key, key)

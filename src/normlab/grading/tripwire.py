@@ -14,11 +14,17 @@ Forbidden while a graded function runs:
 - torch's normalization: ``torch.nn.functional.{batch,layer,group,instance}_norm``, the
   ``torch.nn`` normalization modules, the C functions ``torch.batch_norm``,
   ``torch.native_batch_norm``, ... and ``torch.ops.aten.*norm*`` overloads;
+- torch's weight and spectral normalization (``torch.nn.utils.weight_norm``,
+  ``torch.nn.utils.spectral_norm``, ``torch.nn.utils.parametrizations``, the C function
+  ``torch._weight_norm``) and its BN folding helpers (``torch.nn.utils.fusion``);
 - scikit-learn's ``sklearn.preprocessing`` (scalers, ``scale``, ``minmax_scale``, ...);
 - ``scipy.stats.zscore``, ``zmap`` and ``gzscore``.
 
 numpy itself is allowed. Removing the hook from inside the graded function
-(``sys.setprofile(None)``) counts as a hit. The hook only watches the calling thread.
+(``sys.setprofile(None)``) counts as a hit. A check whose graded job is not normalization
+itself (an experiment that trains a network with torch's BatchNorm1d) lists the routines it
+permits in ``Check.allowed``; ``Tripwire(allowed=...)`` ignores calls of those (dotted-name
+prefixes, e.g. ``"torch.nn.modules.batchnorm"``). The hook only watches the calling thread.
 """
 
 from __future__ import annotations
@@ -44,6 +50,10 @@ _PY_MODULES = {
         "batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm",
         "local_response_norm",
     },
+    "torch.nn.utils.weight_norm": None,
+    "torch.nn.utils.spectral_norm": None,
+    "torch.nn.utils.parametrizations": None,
+    "torch.nn.utils.fusion": None,
     "sklearn.preprocessing": None,
     "scipy.stats": {"zscore", "zmap", "gzscore"},
 }
@@ -53,7 +63,7 @@ _TORCH_C_NAMES = {
     "_native_batch_norm_legit_no_training", "_batch_norm_impl_index", "batch_norm_stats",
     "batch_norm_elemt", "batch_norm_gather_stats", "batch_norm_backward_elemt",
     "layer_norm", "native_layer_norm", "group_norm", "native_group_norm", "instance_norm",
-    "rms_norm", "_fused_rms_norm",
+    "rms_norm", "_fused_rms_norm", "_weight_norm", "_weight_norm_interface",
 }
 
 
@@ -107,8 +117,9 @@ class Tripwire:
     ``message(function)`` explains the verdict to the student.
     """
 
-    def __init__(self):
+    def __init__(self, allowed: tuple[str, ...] = ()):
         self.hit: str | None = None
+        self.allowed = tuple(allowed)
         self._decided: dict = {}
         self._previous = None
         self._thread = None
@@ -122,7 +133,7 @@ class Tripwire:
             if verdict is None:
                 module = frame.f_globals.get("__name__", "") or ""
                 name = getattr(code, "co_qualname", code.co_name)
-                verdict = forbidden_python(module, name, code.co_filename) or ""
+                verdict = self._unless_allowed(forbidden_python(module, name, code.co_filename))
                 if not verdict and module == "torch._ops" and code.co_name == "__call__":
                     verdict = "?"  # decided per call below: which op is it?
                 self._decided[code] = verdict
@@ -130,7 +141,8 @@ class Tripwire:
                 op = frame.f_locals.get("self")
                 opname = str(getattr(op, "_name", "") or getattr(op, "__name__", ""))
                 base = opname.split("::")[-1].split(".")[0]
-                verdict = f"torch.ops.aten.{base}" if base in _TORCH_C_NAMES else ""
+                verdict = self._unless_allowed(
+                    f"torch.ops.aten.{base}" if base in _TORCH_C_NAMES else "")
             if verdict:
                 self.hit = verdict
         elif event == "c_call":
@@ -139,13 +151,21 @@ class Tripwire:
             except TypeError:  # unhashable callable
                 verdict = None
             if verdict is None:
-                verdict = forbidden_c(arg) or ""
+                verdict = self._unless_allowed(forbidden_c(arg))
                 try:
                     self._decided[arg] = verdict
                 except TypeError:
                     pass
             if verdict:
                 self.hit = verdict
+
+    def _unless_allowed(self, verdict: str | None) -> str:
+        """``verdict`` unless it is one of (or inside) the ``allowed`` dotted names."""
+        if not verdict:
+            return ""
+        if any(verdict == a or verdict.startswith(a + ".") for a in self.allowed):
+            return ""
+        return verdict
 
     def __enter__(self) -> "Tripwire":
         self._previous = sys.getprofile()
