@@ -48,8 +48,6 @@ bounded, so a zip bomb is refused as a whole with the reason.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import datetime as _dt
 import hashlib
 import json

@@ -38,7 +38,6 @@ handling are replaced, so an honest notebook executes exactly as under
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -468,7 +467,6 @@ def _kernel_classes():
         def _create_connected_socket(self, channel, identity=None):
             limit = getattr(self.parent, "max_message_bytes", None)
             url = self._make_url(channel)
-            from jupyter_client.channels import HBChannel  # noqa: F401  (import check)
             from jupyter_client.connect import channel_socket_types
 
             sock = self.context.socket(channel_socket_types[channel])
@@ -522,7 +520,6 @@ def _execute_class():
     global _EXEC
     if "_EXEC" in globals():
         return _EXEC
-    from nbclient.exceptions import CellControlSignal, DeadKernelError  # noqa: F401
     from nbgrader.preprocessors import Execute
 
     class SandboxedExecute(Execute):

@@ -1,0 +1,437 @@
+"""``normlab-grade``: autograde a folder or zip of submissions, in parallel, sandboxed.
+
+Usage (from the course directory, the one with ``nbgrader_config.py``)::
+
+    normlab-grade SUBMISSIONS [--assignment NAME|all] [--out DIR] [--workers N]
+                  [--scheduler ADDRESS] [--timeout S] [--memory MB] [--max-output MB]
+                  [--disk MB] [--seed N] [--gradebook PATH] [--force] [--retry-failed]
+
+One process coordinates; the grading itself runs as Dask tasks, on an embedded local
+cluster (``--workers N`` processes, default: the number of cores) or on a running Dask
+cluster (``--scheduler tcp://host:8786``). Each task is a pure function (the submission's
+notebooks in, a result out; ``pipeline.grade_submission``), so workers need no shared file
+system, only the same Python environment and bubblewrap.
+
+The coordinator alone writes, as each result arrives: the autograded notebook, the
+feedback HTML, the result record ``results/<assignment>/<student>.json`` (written last,
+atomically: it marks the submission as done) and then the gradebook (SQLite, one writer,
+one transaction per submission). A run that is interrupted and started again skips every
+submission whose record matches (same submission content, same assignment and grader
+version, same limits and seed), and re-syncs the gradebook from records it had not yet
+written there. At the end it writes ``grades.csv``, ``summary.md``/``summary.json`` and one
+score-distribution plot per assignment, and prints the counts.
+
+Exit status: 0 when every submission was graded, 1 when some failed or were rejected,
+2 for a usage or setup error, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "find_course"]
+
+
+def find_course(start: Path | None = None) -> Path | None:
+    """The nearest directory (``start`` or above) holding nbgrader_config.py, else the
+    repository this package comes from if it has one."""
+    here = Path(start or os.getcwd()).resolve()
+    for d in [here, *here.parents]:
+        if (d / "nbgrader_config.py").exists():
+            return d
+    repo = Path(__file__).resolve().parents[3]
+    if (repo / "nbgrader_config.py").exists():
+        return repo
+    return None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="normlab-grade",
+        description="Autograde student notebooks: parallel (Dask), sandboxed (bubblewrap), resumable.")
+    p.add_argument("submissions", help="a folder or a .zip of submissions (nbgrader, exchange, "
+                                       "Canvas, Moodle, Blackboard or one folder per student)")
+    p.add_argument("--assignment", "-a", default="all",
+                   help="grade only this assignment (default: every assignment found)")
+    p.add_argument("--course", type=Path, default=None,
+                   help="the course directory (default: the nearest one with nbgrader_config.py)")
+    p.add_argument("--out", "-o", type=Path, default=Path("graded"),
+                   help="output folder (default: ./graded)")
+    p.add_argument("--workers", "-j", type=int, default=None,
+                   help="local worker processes (default: the number of cores)")
+    p.add_argument("--scheduler", default=None,
+                   help="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    p.add_argument("--timeout", type=float, default=600.0,
+                   help="wall-clock limit per notebook in seconds, kernel start included (default 600)")
+    p.add_argument("--memory", type=int, default=2048, help="memory limit per notebook, MiB (default 2048)")
+    p.add_argument("--max-output", type=float, default=20.0,
+                   help="limit on the output one notebook may produce, MiB (default 20)")
+    p.add_argument("--disk", type=int, default=256,
+                   help="limit on the files one notebook may write, MiB (default 256)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="hidden tests' seed (default: $NORMLAB_GRADING_SEED or the built-in one)")
+    p.add_argument("--gradebook", type=Path, default=None,
+                   help="nbgrader gradebook to write (default: OUT/gradebook.db)")
+    p.add_argument("--force", action="store_true", help="grade everything again")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="grade again the submissions that failed last time")
+    p.add_argument("--expose-libraries", action="store_true",
+                   help="do not hide torch/scikit-learn/scipy from notebooks that do not import them")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    return p
+
+
+# ----------------------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def _locked(out: Path):
+    out.mkdir(parents=True, exist_ok=True)
+    fh = open(out / ".lock", "w")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise SystemExit(f"normlab-grade: another normlab-grade is writing {out}; wait for it")
+    try:
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
+def _seed(arg: int | None) -> tuple[int, str | None]:
+    from .cases import DEFAULT_HIDDEN_SEED, SEED_ENV, VISIBLE_SEED, hidden_seed
+
+    if arg is not None:
+        if arg < 0 or arg == VISIBLE_SEED:
+            raise SystemExit(f"normlab-grade: --seed must be a non-negative integer other than {VISIBLE_SEED}")
+        return arg, None
+    seed = hidden_seed()
+    warn = None
+    if seed == DEFAULT_HIDDEN_SEED and not os.environ.get(SEED_ENV):
+        warn = (f"using the built-in hidden seed; set --seed or ${SEED_ENV} to a new value each term")
+    return seed, warn
+
+
+def _key(bundle_digest: str, sub_digest: str, limits) -> str:
+    import dataclasses
+
+    h = hashlib.sha256()
+    h.update(bundle_digest.encode())
+    h.update(sub_digest.encode())
+    h.update(json.dumps(dataclasses.asdict(limits), sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _result_path(out: Path, assignment: str, student: str) -> Path:
+    return out / "results" / assignment / f"{student}.json"
+
+
+def _save_result(out: Path, result: dict) -> dict:
+    """Write the notebooks and the feedback, then the record (last: it marks 'done')."""
+    from .report import atomic_write
+
+    a, s = result["assignment"], result["student"]
+    slim = dict(result)
+    slim["notebooks"] = {}
+    for stem, nb in result["notebooks"].items():
+        nb = dict(nb)
+        ag = out / "autograded" / s / a / f"{stem}.ipynb"
+        fb = out / "feedback" / s / a / f"{stem}.html"
+        if nb.get("autograded"):
+            atomic_write(ag, nb["autograded"])
+            nb["autograded"] = str(ag.relative_to(out))
+        else:
+            ag.unlink(missing_ok=True)
+            nb["autograded"] = None
+        if nb.get("feedback"):
+            atomic_write(fb, nb["feedback"])
+            nb["feedback"] = str(fb.relative_to(out))
+        else:
+            fb.unlink(missing_ok=True)
+            nb["feedback"] = None
+        slim["notebooks"][stem] = nb
+    atomic_write(_result_path(out, a, s), json.dumps(slim, indent=1, default=str))
+    return slim
+
+
+def _done(out: Path, key: str, assignment: str, student: str, retry_failed: bool) -> dict | None:
+    path = _result_path(out, assignment, student)
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if rec.get("key") != key:
+        return None
+    if retry_failed and rec.get("status") == "failed":
+        return None
+    for nb in rec.get("notebooks", {}).values():
+        for f in (nb.get("autograded"), nb.get("feedback")):
+            if f and not (out / f).exists():
+                return None
+    return rec
+
+
+def _synced_marker(out: Path, assignment: str, student: str) -> Path:
+    return out / "results" / assignment / f".{student}.gradebook"
+
+
+def _gradebook_write(db: Path, rec: dict, out: Path, config) -> None:
+    """Store one result in the gradebook with nbgrader's own code (SaveAutoGrades and
+    AssignLatePenalties on the autograded notebook; zero for a missing notebook), as
+    ``nbgrader autograde`` would. Called by the coordinator only."""
+    import nbformat
+    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
+    from nbgrader.utils import parse_utc
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SQLAlchemy's autoflush warnings inside nbgrader
+        _gradebook_write_inner(db, rec, out, config)
+
+
+def _gradebook_write_inner(db: Path, rec: dict, out: Path, config) -> None:
+    import nbformat
+    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
+    from nbgrader.utils import parse_utc
+
+    a, s = rec["assignment"], rec["student"]
+    url = f"sqlite:///{db}"
+    ts = None
+    if rec.get("timestamp"):
+        try:
+            ts = parse_utc(rec["timestamp"])
+        except Exception:
+            ts = None
+    with Gradebook(url) as gb:
+        gb.update_or_create_student(s)
+        if ts is not None:
+            gb.update_or_create_submission(a, s, timestamp=ts)
+        else:
+            gb.update_or_create_submission(a, s)
+    for stem, nb in rec["notebooks"].items():
+        resources = {"nbgrader": {"notebook": stem, "assignment": a, "student": s, "db_url": url}}
+        if nb.get("autograded") and (out / nb["autograded"]).exists():
+            node = nbformat.read(str(out / nb["autograded"]), as_version=4)
+            SaveAutoGrades(config=config)(node, resources)
+            AssignLatePenalties(config=config)(node, resources)
+        else:
+            with Gradebook(url) as gb:
+                try:
+                    sub = gb.find_submission_notebook(stem, a, s)
+                except MissingEntry:
+                    continue
+                for grade in sub.grades:
+                    grade.auto_score = 0
+                    grade.needs_manual_grade = False
+                gb.db.commit()
+    marker = _synced_marker(out, a, s)
+    from .report import atomic_write
+
+    atomic_write(marker, rec["key"])
+
+
+def _needs_sync(out: Path, rec: dict) -> bool:
+    try:
+        return _synced_marker(out, rec["assignment"], rec["student"]).read_text() != rec["key"]
+    except OSError:
+        return True
+
+
+def _failed_result(task: dict, bundle, reason: str) -> dict:
+    from .pipeline import GRADER_VERSION, _missing_notebook
+
+    nbs = {stem: dict(_missing_notebook(bundle, stem, reason), status="failed")
+           for stem in bundle.notebooks}
+    return {"student": task["student"], "assignment": task["assignment"],
+            "display_name": task.get("display_name", ""), "digest": task["digest"],
+            "key": task["key"], "grader_version": GRADER_VERSION, "status": "failed",
+            "reason": reason, "notes": list(task.get("notes", [])), "score": 0.0,
+            "max_score": float(sum(n["max_score"] for n in nbs.values())),
+            "timestamp": task.get("timestamp"), "notebooks": nbs, "worker": None, "timings": {}}
+
+
+@contextlib.contextmanager
+def _dask(args, n_workers: int):
+    """A Dask client: on the given scheduler, or on an embedded local cluster."""
+    from distributed import Client, LocalCluster
+
+    if args.scheduler:
+        client = Client(args.scheduler, timeout=60)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None, memory_limit=0,
+                           silence_logs=logging.ERROR)
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    from . import course as course_mod
+    from .intake import UnsafeArchive, collect
+    from .sandbox import Limits, bwrap_available
+
+    log = lambda msg: print(f"normlab-grade: {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    root = args.course.resolve() if args.course else find_course()
+    if root is None or not (root / "nbgrader_config.py").exists():
+        log("no course found: run from the course directory or pass --course")
+        return 2
+    if not args.scheduler and bwrap_available() is None:
+        log("bubblewrap (bwrap) is missing or does not work here; install it "
+            "(Debian: apt-get install bubblewrap, or `make system-deps`)")
+        return 2
+    out = args.out.resolve()
+    limits = Limits(timeout=args.timeout, memory_mb=args.memory, max_output_mb=args.max_output,
+                    disk_mb=args.disk)
+    seed, warn = _seed(args.seed)
+    if warn:
+        log(warn)
+    course = course_mod.Course(root)
+    names = course.assignments()
+    only = None if args.assignment in (None, "all") else args.assignment
+    if only and only not in names:
+        log(f"unknown assignment {only!r}; the course has: {', '.join(names)}")
+        return 2
+    started = time.monotonic()
+    with _locked(out):
+        specs = {a: course.spec(a) for a in names}
+        try:
+            intake = collect(args.submissions, specs, only)
+        except (UnsafeArchive, FileNotFoundError) as exc:
+            log(str(exc))
+            return 2
+        rejections = [dict(path=r.path, reason=r.reason, student=r.student, assignment=r.assignment)
+                      for r in intake.rejections]
+        assignments = sorted({s.assignment for s in intake.submissions})
+        db = (args.gradebook.resolve() if args.gradebook else out / "gradebook.db")
+        bundles = {}
+        for a in assignments:
+            course_mod.ensure_gradebook(course, a, db)
+            bundles[a] = course_mod.build_bundle(course, a, db, seed, args.expose_libraries)
+        # plan: what is done already, what is left
+        tasks, skipped = [], []
+        for sub in intake.submissions:
+            b = bundles[sub.assignment]
+            key = _key(b.digest, sub.digest(), limits)
+            rec = None if args.force else _done(out, key, sub.assignment, sub.student, args.retry_failed)
+            if rec is not None:
+                skipped.append(rec)
+                continue
+            tasks.append({"student": sub.student, "assignment": sub.assignment,
+                          "display_name": sub.display_name, "notebooks": sub.notebooks,
+                          "missing": sub.missing, "digest": sub.digest(), "key": key,
+                          "notes": sub.notes, "timestamp": sub.timestamp})
+        for rec in skipped:  # records a previous run saved but did not put in the gradebook
+            if _needs_sync(out, rec):
+                _gradebook_write(db, rec, out, course.config)
+        results = []
+        interrupted = False
+        if tasks:
+            n_workers = args.workers or os.cpu_count() or 1
+            n_workers = max(1, min(n_workers, len(tasks)))
+            try:
+                results = _run(args, tasks, bundles, limits, n_workers, out, db, course.config)
+            except KeyboardInterrupt:
+                interrupted = True
+        from .report import write_reports
+
+        every = sorted(set(names) & {p.name for p in (out / "results").iterdir()}) \
+            if (out / "results").is_dir() else []
+        from .report import atomic_write
+
+        atomic_write(out / "rejected.json", json.dumps(rejections, indent=1))
+        write_reports(out, every, rejections)
+    _final_count(results, skipped, rejections, log, time.monotonic() - started, interrupted, out)
+    if interrupted:
+        return 130
+    bad = [r for r in results if r["status"] != "graded"] or rejections
+    return 1 if bad else 0
+
+
+def _run(args, tasks, bundles, limits, n_workers, out, db, config) -> list:
+    from distributed import as_completed
+
+    from .pipeline import grade_submission
+
+    results = []
+    show = not args.quiet
+    bar = None
+    if show:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(tasks), unit="notebook", desc="grading", file=sys.stderr,
+                   dynamic_ncols=True, mininterval=0.5)
+    with _dask(args, n_workers) as client:
+        shipped = {a: client.scatter(b, broadcast=True, hash=False) for a, b in bundles.items()}
+        futures = {}
+        for t in tasks:
+            f = client.submit(grade_submission, t, shipped[t["assignment"]], limits, pure=False,
+                              key=f"grade-{t['assignment']}-{t['student']}-{t['key'][:10]}")
+            futures[f.key] = (f, t)
+        failed = 0
+        for fut in as_completed([f for f, _ in futures.values()]):
+            _, task = futures[fut.key]
+            try:
+                res = fut.result()
+            except Exception as exc:  # KilledWorker, a worker without bwrap, ...
+                name = type(exc).__name__
+                reason = (f"the grading worker died while grading this submission ({name})"
+                          if name == "KilledWorker" else f"grading task failed: {name}: {exc}")
+                res = _failed_result(task, bundles[task["assignment"]], reason)
+            rec = _save_result(out, res)
+            try:
+                _gradebook_write(db, rec, out, config)
+            except Exception as exc:
+                rec.setdefault("notes", []).append(f"gradebook not updated: {type(exc).__name__}: {exc}")
+            results.append(rec)
+            if rec["status"] != "graded":
+                failed += 1
+            if bar is not None:
+                bar.set_postfix_str(f"failed {failed}", refresh=False)
+                bar.update(1)
+            fut.release()
+    if bar is not None:
+        bar.close()
+    return results
+
+
+def _final_count(results, skipped, rejections, log, seconds, interrupted, out) -> None:
+    graded = [r for r in results if r["status"] == "graded"]
+    failed = [r for r in results if r["status"] != "graded"]
+    lines = [f"{len(results) + len(skipped)} submission(s) in {seconds:.1f} s: graded {len(graded)}, "
+             f"failed {len(failed) + len(rejections)}, skipped {len(skipped)} (already graded)"]
+    for r in failed:
+        lines.append(f"  failed: {r['student']} / {r['assignment']} ({r['status']}, score "
+                     f"{r['score']:g}/{r['max_score']:g}): {r.get('reason')}")
+    for r in rejections:
+        lines.append(f"  failed: {r['path']}: {r['reason']}")
+    if interrupted:
+        lines.append("interrupted: run the same command again to grade what is left")
+    lines.append(f"outputs in {out} (grades.csv, summary.md, autograded/, feedback/)")
+    for line in lines:
+        log(line)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

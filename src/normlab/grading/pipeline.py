@@ -1,0 +1,640 @@
+"""Grade one submission, on the trusted side: the task each (Dask) worker runs.
+
+``grade_submission(task, bundle, limits)`` is a pure function of its arguments (the
+submission's notebooks as text, the assignment ``Bundle``, the limits) that returns a
+JSON-able result; it needs no shared file system, so a remote Dask worker can run it.
+For each notebook of the assignment:
+
+1. sanitize exactly as ``nbgrader autograde`` does, with the course's
+   ``Autograde.sanitize_preprocessors`` (clear outputs, deduplicate ids, restore the
+   kernelspec, restore locked/graded cells and their metadata from a snapshot of the
+   gradebook, re-add deleted test cells, check metadata);
+2. execute it in a fresh sandbox (``sandbox.execute_notebook``: nbgrader's ``Execute`` with
+   the course's configuration; the test cells only *record* the student's outputs);
+3. judge every record here, outside the student's reach: the case is rebuilt from the
+   check id and the grader's own seed, the reference is computed by normlab in this
+   process (``judge.judge``); a test cell passes only if every check it runs (visible and
+   hidden) left a record made *in that cell* that the judge accepts. The cell then looks
+   as ``nbgrader autograde`` would have left it: the "recorded" lines become the
+   checker's "ok" lines, a failure becomes the error output with the checker's message;
+4. apply the rest of the course's ``Autograde.autograde_preprocessors`` (IgnorePattern,
+   LimitOutput, ...), then score each graded cell with nbgrader's own
+   ``utils.determine_grade``; writing the gradebook (``SaveAutoGrades``) is left to the
+   single coordinating process;
+5. render the feedback HTML with the course's ``GenerateFeedback`` preprocessors and
+   nbgrader's feedback template, the grades taken from step 4 instead of the gradebook,
+   and check that no line of a hidden test reached it.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import os
+import re
+import shutil
+import stat
+import tempfile
+import threading
+import time
+import traceback
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import sandbox as _sandbox
+
+__all__ = ["Bundle", "GRADER_VERSION", "grade_submission", "load_record_safely", "RecordRejected"]
+
+# Bump when anything that changes grades or outputs changes: results made by another
+# version are graded again on resume.
+GRADER_VERSION = "1"
+MAX_RECORD_BYTES = 64 * 2**20
+_RECORDED = re.compile(r"^(?P<cid>[A-Za-z0-9_.-]+) \((?P<which>visible|hidden)\): recorded for grading$")
+
+
+@dataclass
+class Bundle:
+    """Everything a worker needs to grade one assignment (built by ``course.build_bundle``)."""
+
+    assignment: str
+    notebooks: tuple  # notebook stems, in order
+    gradebook: bytes  # sqlite snapshot holding the assignment (source cells, points)
+    config: dict  # the course's nbgrader configuration (traitlets Config as a dict)
+    files: dict  # non-notebook source files: relative path -> bytes
+    cases: dict  # case file name -> bytes (casefile format)
+    cells: dict  # grade_id -> tuple of check ids (from the registry)
+    functions: dict  # check id -> the student's function name (for messages)
+    grade_cells: dict  # notebook stem -> list of (grade_id, points, cell_type)
+    hidden_lines: dict  # notebook stem -> list of hidden-test source lines
+    mask: tuple  # libraries masked in the sandbox
+    seed: int
+    digest: str = ""  # sha256 of everything above plus GRADER_VERSION
+
+
+# ----------------------------------------------------------------------------- worker cache
+_CACHE: dict = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _worker_root() -> Path:
+    root = _CACHE.get("__root__")
+    if root is None or not Path(root).exists():
+        root = Path(tempfile.mkdtemp(prefix=f"normlab-grade-{os.getpid()}-"))
+        _CACHE["__root__"] = root
+        import atexit
+
+        atexit.register(shutil.rmtree, root, True)
+    return Path(root)
+
+
+def _materialize(bundle: Bundle) -> dict:
+    """Write the bundle's files once per worker process (keyed by its digest)."""
+    with _CACHE_LOCK:
+        got = _CACHE.get(bundle.digest)
+        if got and Path(got["dir"]).exists():
+            return got
+        root = _worker_root() / f"bundle-{bundle.digest[:16]}"
+        if root.exists():
+            shutil.rmtree(root)
+        (root / "cases").mkdir(parents=True)
+        (root / "files").mkdir()
+        db = root / "gradebook.db"
+        db.write_bytes(bundle.gradebook)
+        for name, data in bundle.cases.items():
+            if "/" in name or name.startswith("."):
+                continue
+            (root / "cases" / name).write_bytes(data)
+        for rel, data in bundle.files.items():
+            p = root / "files" / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+        lib = root / "lib"
+        _sandbox.build_student_lib(lib, bundle.seed)
+        from traitlets.config import Config
+
+        got = {"dir": str(root), "db": str(db), "lib": str(lib), "cases": str(root / "cases"),
+               "files": str(root / "files"), "config": Config(copy.deepcopy(bundle.config)),
+               "case_cache": {}}
+        _CACHE[bundle.digest] = got
+        return got
+
+
+# ----------------------------------------------------------------------------- records
+class RecordRejected(Exception):
+    pass
+
+
+def load_record_safely(path: str | os.PathLike, max_bytes: int = MAX_RECORD_BYTES):
+    """``(meta, outputs)`` of a record written in the sandbox, read defensively: a regular
+    file (no symlink, FIFO or device), at most ``max_bytes``, an uncompressed npz of
+    numeric ``.npy`` members whose headers agree with their sizes, no pickle."""
+    from . import records
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise RecordRejected(f"cannot open record: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise RecordRejected("record is not a regular file")
+        if st.st_size > max_bytes:
+            raise RecordRejected(f"record is larger than {max_bytes // 2**20} MiB")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise RecordRejected(f"record is larger than {max_bytes // 2**20} MiB")
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = zf.infolist()
+        if len(infos) > 200:
+            raise RecordRejected("record has too many members")
+        for info in infos:
+            if not re.fullmatch(r"(meta|out__[^/]{1,200})\.npy", info.filename):
+                raise RecordRejected(f"unexpected member {info.filename[:80]!r}")
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size > max_bytes:
+                raise RecordRejected("record members must be stored uncompressed")
+            with zf.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                elif version in ((2, 0), (3, 0)):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                else:
+                    raise RecordRejected("unknown npy version")
+                if dtype.hasobject:
+                    raise RecordRejected("record holds Python objects")
+                n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+                if n > info.file_size:
+                    raise RecordRejected("record header does not match its size")
+        meta, outputs = records.load_record(io.BytesIO(data))
+    except RecordRejected:
+        raise
+    except Exception as exc:  # anything malformed
+        raise RecordRejected(f"malformed record ({type(exc).__name__}: {str(exc)[:100]})") from None
+    if not isinstance(meta, dict):
+        raise RecordRejected("malformed record meta")
+    return meta, outputs
+
+
+def _clip(text, n=2000) -> str:
+    text = str(text)
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+# ----------------------------------------------------------------------------- judging
+def _case(cache: dict, check_id: str, seed: int, hidden: bool):
+    from .cases import make_case
+
+    key = (check_id, seed, hidden)
+    if key not in cache:
+        cache[key] = make_case(check_id, seed, hidden)
+    case = cache[key]
+    return {k: (v.copy() if isinstance(v, np.ndarray) else copy.deepcopy(v)) for k, v in case.items()}
+
+
+def _judge_cell(checks, paths, seed: int, case_cache: dict, not_run: str | None):
+    """Verdicts for one test cell: list of (check_id, hidden, passed, kind, message)."""
+    from .cases import VISIBLE_SEED
+    from .judge import judge
+
+    found: dict = {}
+    for p in paths:
+        m = re.match(r"^(.+)\.(visible|hidden)\.npz$", Path(p).name)
+        if m:
+            found[(m.group(1), m.group(2) == "hidden")] = p
+    verdicts = []
+    for cid in checks:
+        for hidden in (False, True):
+            which = "hidden" if hidden else "visible"
+            path = found.get((cid, hidden))
+            if path is None:
+                why = not_run or "the test cell did not run to completion"
+                verdicts.append((cid, hidden, False, "no_record",
+                                 f"{cid} ({which} test): no result was recorded: {why}."))
+                continue
+            try:
+                meta, outputs = load_record_safely(path)
+                if meta.get("check_id") != cid or bool(meta.get("hidden")) != hidden:
+                    raise RecordRejected("record does not belong to this check")
+                tripwire = meta.get("tripwire")
+                tripwire = _clip(tripwire, 200) if isinstance(tripwire, str) and tripwire else None
+                err = meta.get("error")
+                error = None
+                if isinstance(err, (list, tuple)) and len(err) == 2:
+                    error = (_clip(err[0], 100), _clip(err[1], 1000))
+                elif err:
+                    error = ("Exception", "unknown")
+                seed_used = seed if hidden else VISIBLE_SEED
+                case = _case(case_cache, cid, seed_used, hidden)
+                v = judge(cid, case, outputs, hidden=hidden, tripwire=tripwire, error=error)
+                verdicts.append((cid, hidden, v.passed, v.mistake_id, v.message,
+                                 error[0] if (error and v.mistake_id == "exception") else None))
+                continue
+            except RecordRejected as exc:
+                verdicts.append((cid, hidden, False, "bad_record",
+                                 f"{cid} ({which} test): the record is unusable: {exc}."))
+            except Exception as exc:  # a judge bug must not pass a student
+                verdicts.append((cid, hidden, False, "grader_error",
+                                 f"{cid} ({which} test): the grader could not judge this "
+                                 f"({type(exc).__name__}: {_clip(exc, 200)})."))
+    return [v if len(v) == 6 else v + (None,) for v in verdicts]
+
+
+def _rewrite_test_cell(cell, verdicts, functions) -> dict | None:
+    """Make a record-mode test cell look as in judge mode; return the first failure."""
+    from nbformat import NotebookNode
+
+    status = {(cid, "hidden" if hidden else "visible"): (passed, msg)
+              for cid, hidden, passed, kind, msg, _ in verdicts}
+    first_fail = next((v for v in verdicts if not v[2]), None)
+    fail_key = (first_fail[0], "hidden" if first_fail[1] else "visible") if first_fail else None
+    stopped = False
+    new_outputs = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream" and out.get("name") == "stdout" and not stopped:
+            lines = out.get("text", "").split("\n")
+            kept = []
+            for line in lines:
+                m = _RECORDED.match(line)
+                if m and not stopped:
+                    key = (m.group("cid"), m.group("which"))
+                    passed, _ = status.get(key, (False, ""))
+                    if key == fail_key or not passed:
+                        stopped = True
+                        continue
+                    fn = functions.get(key[0], key[0])
+                    kept.append(f"ok: {fn} passed {key[0]} ({key[1]} test)")
+                    continue
+                if m and stopped:
+                    continue
+                kept.append(line)
+            out["text"] = "\n".join(kept)
+            if out["text"]:
+                new_outputs.append(out)
+        elif stopped and out.get("output_type") == "stream" and out.get("name") == "stdout":
+            continue
+        else:
+            new_outputs.append(out)
+    cell["outputs"] = new_outputs
+    if first_fail is None:
+        return None
+    cid, hidden, passed, kind, msg, ename = first_fail
+    has_error = any(o.get("output_type") == "error" for o in cell["outputs"])
+    if not has_error:
+        name = ename if kind == "exception" and ename else "AssertionError"
+        cell["outputs"].append(NotebookNode(output_type="error", ename=name, evalue=msg,
+                                            traceback=[f"\x1b[0;31m{name}\x1b[0m: {msg}"]))
+    return {"check": cid, "hidden": hidden, "kind": kind, "message": msg}
+
+
+def _error_output(ename: str, message: str):
+    from nbformat import NotebookNode
+
+    return NotebookNode(output_type="error", ename=ename, evalue=message,
+                        traceback=[f"\x1b[0;31m{ename}\x1b[0m: {message}"])
+
+
+# ----------------------------------------------------------------------------- nbgrader
+def _import(item):
+    if isinstance(item, str):
+        from traitlets.utils.importstring import import_item
+
+        return import_item(item)
+    return item
+
+
+def _preprocessor_list(config, section: str, name: str, default):
+    sub = config.get(section) if hasattr(config, "get") else None
+    if not isinstance(sub, dict) or name not in sub:
+        return list(default)
+    value = dict.__getitem__(sub, name)
+    return list(value) if isinstance(value, (list, tuple)) else list(default)
+
+
+def _run_preprocessors(classes, nb, resources, config):
+    for cls in classes:
+        pp = _import(cls)
+        inst = pp(config=config) if isinstance(pp, type) else pp
+        nb, resources = inst(nb, resources)
+    return nb, resources
+
+
+def _sanitize(nb, resources, config):
+    from nbgrader.converters.autograde import Autograde
+
+    classes = _preprocessor_list(config, "Autograde", "sanitize_preprocessors",
+                                 Autograde.class_traits()["sanitize_preprocessors"].default())
+    return _run_preprocessors(classes, nb, resources, config)
+
+
+def _post_execute(nb, resources, config):
+    from nbgrader.converters.autograde import Autograde
+    from nbgrader.preprocessors import AssignLatePenalties, Execute, SaveAutoGrades
+
+    classes = _preprocessor_list(config, "Autograde", "autograde_preprocessors",
+                                 Autograde.class_traits()["autograde_preprocessors"].default())
+    skip = (Execute, SaveAutoGrades, AssignLatePenalties)
+    keep = []
+    for c in classes:
+        cls = _import(c)
+        if isinstance(cls, type) and issubclass(cls, skip):
+            continue
+        keep.append(cls)
+    return _run_preprocessors(keep, nb, resources, config)
+
+
+def _feedback_html(nb, resources, config, scores, total, max_total, hidden_lines) -> tuple[str, list]:
+    """nbgrader's feedback HTML with the grades from ``scores`` (grade_id -> (score, max))."""
+    from nbconvert.exporters import HTMLExporter
+    from nbgrader.converters.generate_feedback import GenerateFeedback
+    from nbgrader.preprocessors import GetGrades
+    from traitlets.config import Config
+
+    notes: list = []
+
+    class SetGrades(GetGrades):
+        """GetGrades without a database: the grades come from this grading run."""
+
+        def preprocess(self, nb, resources):
+            nb, resources = super(GetGrades, self).preprocess(nb, resources)
+            resources["nbgrader"]["score"] = total
+            resources["nbgrader"]["max_score"] = max_total
+            resources["nbgrader"]["late_penalty"] = 0
+            return nb, resources
+
+        def preprocess_cell(self, cell, resources, index):
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("solution") or meta.get("task"):
+                meta["comment"] = None
+            if meta.get("grade") or meta.get("task"):
+                gid = meta.get("grade_id")
+                if gid in scores:
+                    meta["score"], meta["points"] = scores[gid]
+            return cell, resources
+
+    c = Config(copy.deepcopy(dict(config)))
+    base = os.path.dirname(os.path.abspath(__import__("nbgrader").__file__))
+    if "template_name" not in c.HTMLExporter:
+        c.HTMLExporter.template_name = "feedback"
+    if "extra_template_basedirs" not in c.HTMLExporter:
+        c.HTMLExporter.extra_template_basedirs = [
+            os.path.join(base, "server_extensions", "formgrader", "templates")]
+    c.HTMLExporter.extra_template_paths = [
+        os.path.join(base, "server_extensions", "formgrader", "static", "node_modules",
+                     "bootstrap", "dist", "css")]
+    classes = _preprocessor_list(config, "GenerateFeedback", "preprocessors",
+                                 GenerateFeedback.class_traits()["preprocessors"].default())
+
+    def render(nb_in, extra_clear: bool):
+        exporter = HTMLExporter(config=c)
+        for cls in classes:
+            cls = _import(cls)
+            if isinstance(cls, type) and issubclass(cls, GetGrades):
+                cls = SetGrades
+            exporter.register_preprocessor(cls)
+        if extra_clear:
+            from .nbgrader_ext import FeedbackWithoutHiddenTests
+
+            exporter.register_preprocessor(FeedbackWithoutHiddenTests(config=c), enabled=True)
+        body, _ = exporter.from_notebook_node(copy.deepcopy(nb_in), resources=copy.deepcopy(resources))
+        return body
+
+    def leaks(html: str) -> list:
+        import html as htmlmod
+
+        plain = htmlmod.unescape(re.sub(r"<[^>]+>", "", html))
+        return [h for h in hidden_lines if h and h in plain]
+
+    body = render(nb, False)
+    if leaks(body):
+        notes.append("feedback: hidden test lines were found after the course's preprocessors; "
+                     "removed them again")
+        body = render(nb, True)
+        if leaks(body):
+            raise RuntimeError("feedback would reveal hidden tests; not written")
+    return body, notes
+
+
+# ----------------------------------------------------------------------------- the task
+def grade_submission(task: dict, bundle: Bundle, limits: "_sandbox.Limits") -> dict:
+    """Grade one submission. task: ``student``, ``assignment``, ``notebooks`` (stem ->
+    repaired JSON text or None), ``missing`` (stem -> reason), ``digest``, ``key``,
+    ``display_name``, ``notes``, ``timestamp``. Never raises: an internal failure is a
+    failed result with the reason."""
+    started = time.monotonic()
+    result = {
+        "student": task["student"], "assignment": task["assignment"],
+        "display_name": task.get("display_name", ""), "digest": task["digest"],
+        "key": task["key"], "grader_version": GRADER_VERSION, "status": "graded",
+        "reason": None, "notes": list(task.get("notes", [])), "score": 0.0, "max_score": 0.0,
+        "timestamp": task.get("timestamp"), "notebooks": {}, "worker": os.uname().nodename,
+        "timings": {},
+    }
+    try:
+        env = _materialize(bundle)
+    except Exception as exc:
+        result.update(status="failed", reason=f"grader setup failed: {type(exc).__name__}: {exc}")
+        _zero(result, bundle)
+        return result
+    exec_time = 0.0
+    reasons = []
+    for stem in bundle.notebooks:
+        text = task["notebooks"].get(stem)
+        if text is None:
+            reason = task.get("missing", {}).get(stem) or f"{stem}.ipynb was not submitted"
+            result["notebooks"][stem] = _missing_notebook(bundle, stem, reason)
+            reasons.append(reason)
+            continue
+        try:
+            nbres = _grade_notebook(stem, text, task, bundle, env, limits)
+        except Exception as exc:
+            nbres = _missing_notebook(bundle, stem, f"internal grader error: {type(exc).__name__}: "
+                                                    f"{_clip(exc, 300)}")
+            nbres["status"] = "failed"
+            nbres["traceback"] = traceback.format_exc()[-3000:]
+        result["notebooks"][stem] = nbres
+        exec_time += nbres.get("timings", {}).get("execute", 0.0)
+        if nbres["status"] != "graded":
+            reasons.append(nbres["reason"])
+    result["score"] = float(sum(n["score"] for n in result["notebooks"].values()))
+    result["max_score"] = float(sum(n["max_score"] for n in result["notebooks"].values()))
+    statuses = {n["status"] for n in result["notebooks"].values()}
+    if statuses == {"graded"}:
+        result["status"] = "graded"
+    elif statuses <= {"rejected"}:
+        result["status"] = "rejected"
+    else:
+        result["status"] = "failed" if "failed" in statuses else "rejected"
+    if result["status"] != "graded":
+        result["reason"] = "; ".join(r for r in reasons if r)
+    result["timings"] = {"total": time.monotonic() - started, "execute": exec_time}
+    return result
+
+
+def _zero(result, bundle):
+    for stem in bundle.notebooks:
+        result["notebooks"][stem] = _missing_notebook(bundle, stem, result["reason"])
+    result["max_score"] = float(sum(n["max_score"] for n in result["notebooks"].values()))
+
+
+def _missing_notebook(bundle: Bundle, stem: str, reason: str) -> dict:
+    cells = [{"grade_id": gid, "points": float(pts), "score": 0.0 if ctype == "code" else None,
+              "passed": False, "kind": "missing", "message": reason}
+             for gid, pts, ctype in bundle.grade_cells.get(stem, [])]
+    return {"status": "rejected", "reason": reason, "score": 0.0,
+            "max_score": float(sum(c["points"] for c in cells)), "cells": cells,
+            "autograded": None, "feedback": None, "notes": [], "timings": {}}
+
+
+def _grade_notebook(stem, text, task, bundle: Bundle, env: dict, limits) -> dict:
+    import nbformat
+    from nbgrader import utils
+
+    t0 = time.monotonic()
+    config = env["config"]
+    notes: list = []
+    nb = nbformat.reads(text, as_version=4)
+    resources = {"nbgrader": {"notebook": stem, "assignment": bundle.assignment,
+                              "student": task["student"], "db_url": f"sqlite:///{env['db']}"},
+                 "unique_key": stem, "output_files_dir": f"{stem}_files"}
+    try:
+        nb, resources = _sanitize(nb, resources, config)
+    except Exception as exc:
+        # damaged grading metadata (e.g. an invented graded cell): drop the nbgrader
+        # metadata of cells the source does not have, then try once more
+        known = {gid for gid, _, _ in bundle.grade_cells.get(stem, [])}
+        nb = nbformat.reads(text, as_version=4)
+        dropped = 0
+        for cell in nb.cells:
+            meta = cell.metadata.get("nbgrader")
+            if meta is not None and (not isinstance(meta, dict) or meta.get("grade_id") not in known):
+                del cell.metadata["nbgrader"]
+                dropped += 1
+        notes.append(f"nbgrader could not sanitize the notebook ({type(exc).__name__}: "
+                     f"{_clip(exc, 200)}); removed the grading metadata of {dropped} cell(s) "
+                     "the source does not have")
+        try:
+            nb, resources = _sanitize(nb, resources, config)
+        except Exception as exc2:
+            res = _missing_notebook(bundle, stem, f"the notebook's grading metadata is damaged "
+                                                  f"beyond repair ({type(exc2).__name__}: {_clip(exc2, 200)})")
+            res["notes"] = notes
+            return res
+    t_sanitize = time.monotonic() - t0
+    files = {}
+    fdir = Path(env["files"])
+    for rel in bundle.files:
+        if "/" not in rel:
+            files[rel] = fdir / rel
+    sb = _sandbox.SandboxFiles(student_lib=Path(env["lib"]), cases=Path(env["cases"]),
+                               files={}, mask=tuple(bundle.mask),
+                               env={"NORMLAB_GRADING_SEED": str(bundle.seed)})
+    # the assignment's own files, copied for this run (the notebook may change them)
+    run_files = Path(tempfile.mkdtemp(prefix="files-", dir=_worker_root()))
+    try:
+        for rel, path in files.items():
+            shutil.copy2(path, run_files / rel)
+            sb.files[rel] = run_files / rel
+        t1 = time.monotonic()
+        ex = _sandbox.execute_notebook(nb, sb, limits, config=config,
+                                       scratch_parent=str(_worker_root()))
+        t_exec = time.monotonic() - t1
+        try:
+            return _finish(stem, nb, resources, ex, bundle, env, config, notes,
+                           {"sanitize": t_sanitize, "execute": t_exec}, t0)
+        finally:
+            ex.cleanup()
+    finally:
+        shutil.rmtree(run_files, ignore_errors=True)
+
+
+def _finish(stem, nb, resources, ex, bundle: Bundle, env, config, notes, timings, t0) -> dict:
+    import nbformat
+    from nbgrader import utils
+
+    t2 = time.monotonic()
+    not_run_reason = ex.failure
+    failures: dict = {}
+    unprotected = []
+    for index, cell in enumerate(nb.cells):
+        if not utils.is_grade(cell) or cell.cell_type != "code":
+            continue
+        gid = cell.metadata.nbgrader.get("grade_id")
+        checks = bundle.cells.get(gid)
+        ran = index in ex.executed
+        if checks:
+            why = None
+            if not ran:
+                why = f"the notebook stopped before this cell ({not_run_reason})" if not_run_reason \
+                    else "this cell did not run"
+            elif ex.stopped_at == index and not_run_reason:
+                why = not_run_reason
+            verdicts = _judge_cell(checks, ex.records.get(index, []), bundle.seed,
+                                   env["case_cache"], why)
+            fail = _rewrite_test_cell(cell, verdicts, bundle.functions)
+            if fail:
+                failures[gid] = fail
+            for other in ex.records.get(index, []):
+                m = re.match(r"^(.+)\.(visible|hidden)\.npz$", Path(other).name)
+                if m and m.group(1) not in checks:
+                    notes.append(f"cell {gid}: ignored a record of another check ({m.group(1)})")
+        else:
+            unprotected.append(gid)
+            if not ran:
+                cell["outputs"] = list(cell.get("outputs", [])) + [_error_output(
+                    "CellNotRun", f"this cell did not run: {not_run_reason or 'the notebook stopped'}")]
+    if unprotected:
+        notes.append("graded from their outputs only (no registered checks): " + ", ".join(unprotected))
+    if ex.timed_out_cells:
+        notes.append("cells interrupted by the per-cell timeout: "
+                     + ", ".join(str(i + 1) for i in ex.timed_out_cells))
+    nb, resources = _post_execute(nb, resources, config)
+    cells = []
+    scores = {}
+    for cell in nb.cells:
+        if not utils.is_grade(cell):
+            continue
+        gid = cell.metadata.nbgrader["grade_id"]
+        score, max_score = utils.determine_grade(cell)
+        scores[gid] = (score, max_score)
+        msg = None
+        kind = None
+        if gid in failures:
+            msg, kind = failures[gid]["message"], failures[gid]["kind"]
+        elif cell.cell_type == "code" and score is not None and score < max_score:
+            err = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+            if err is not None:
+                kind = err.get("ename")
+                msg = _clip(f"{err.get('ename')}: {err.get('evalue')}", 500)
+            elif any(o.get("output_type") == "stream" and o.get("name") == "stderr"
+                     for o in cell.get("outputs", [])):
+                kind, msg = "stderr", "the cell wrote to stderr (nbgrader scores that 0)"
+        cells.append({"grade_id": gid, "points": float(max_score),
+                      "score": None if score is None else float(score),
+                      "passed": score is not None and score >= max_score,
+                      "kind": kind, "message": msg, "cell_type": cell.cell_type})
+    total = float(sum(c["score"] or 0.0 for c in cells))
+    max_total = float(sum(c["points"] for c in cells))
+    timings["judge"] = time.monotonic() - t2
+    t3 = time.monotonic()
+    autograded = nbformat.writes(nb)
+    try:
+        feedback, fb_notes = _feedback_html(nb, resources, config, scores, total, max_total,
+                                            bundle.hidden_lines.get(stem, []))
+        notes += fb_notes
+    except Exception as exc:
+        feedback = None
+        notes.append(f"feedback not written: {type(exc).__name__}: {_clip(exc, 200)}")
+    timings["feedback"] = time.monotonic() - t3
+    timings["total"] = time.monotonic() - t0
+    status = "graded" if ex.failure is None else "failed"
+    return {"status": status, "reason": ex.failure, "failure_kind": ex.failure_kind,
+            "score": total, "max_score": max_total, "cells": cells, "autograded": autograded,
+            "feedback": feedback, "notes": notes, "timings": timings,
+            "kernel_log": ex.kernel_log[-1500:] if ex.failure else ""}
