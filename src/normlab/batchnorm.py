@@ -163,8 +163,10 @@ def _channel_dot(a2: np.ndarray, b2: np.ndarray, c: int, length: int) -> np.ndar
     """Per-channel sum of a2 * b2 without a full-size temporary -> (C,)."""
     if length == 1:
         return np.einsum("nk,nk->k", a2, b2)
-    shape = (a2.shape[0], c, length)
-    return np.vecdot(a2.reshape(shape), b2.reshape(shape)).sum(axis=0)
+    a3, b3 = a2.reshape(a2.shape[0], c, length), b2.reshape(a2.shape[0], c, length)
+    if hasattr(np, "vecdot"):  # numpy >= 2: a dot product per (n, c) row, the fastest here
+        return np.vecdot(a3, b3).sum(axis=0)
+    return np.einsum("ncl,ncl->nc", a3, b3).sum(axis=0)  # pragma: no cover - numpy 1.26
 
 
 def _empty_grads(dout: np.ndarray, cache: BatchNormCache):
