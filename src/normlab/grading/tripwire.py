@@ -20,7 +20,8 @@ Forbidden while a graded function runs:
 - scikit-learn's ``sklearn.preprocessing`` (scalers, ``scale``, ``minmax_scale``, ...);
 - ``scipy.stats.zscore``, ``zmap`` and ``gzscore``.
 
-numpy itself is allowed. Removing the hook from inside the graded function
+numpy itself is allowed, and so is importing anything: code that runs while a module is
+being imported (module and class bodies, and what they call) is not watched. Removing the hook from inside the graded function
 (``sys.setprofile(None)``) counts as a hit. A check whose graded job is not normalization
 itself (an experiment that trains a network with torch's BatchNorm1d) lists the routines it
 permits in ``Check.allowed``; ``Tripwire(allowed=...)`` ignores calls of those (dotted-name
@@ -29,12 +30,14 @@ prefixes, e.g. ``"torch.nn.modules.batchnorm"``). The hook only watches the call
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import threading
 
 __all__ = ["Tripwire", "forbidden_python", "forbidden_c"]
 
+_CO_OPTIMIZED = inspect.CO_OPTIMIZED  # set for functions, not for module or class bodies
 _NORMLAB_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ALLOWED_NORMLAB = ("normlab.grading", "normlab.data")
 _ALLOWED_NORMLAB_DIRS = tuple(
@@ -81,7 +84,12 @@ def _module_of_file(filename: str) -> str:
 
 
 def forbidden_python(module: str, function: str, filename: str = "") -> str | None:
-    """The routine's dotted name if calling ``module.function`` is forbidden, else None."""
+    """The routine's dotted name if calling ``module.function`` is forbidden, else None.
+
+    A module's own top-level code (``<module>``, run when it is first imported, e.g. by an
+    ``import torch`` inside the graded function) is not a call of a routine."""
+    if function == "<module>":
+        return None
     if _normlab_reference(module, filename):
         if not (module == "normlab" or module.startswith("normlab.")):
             return f"{_module_of_file(filename)}.{function} (its code, copied)"
@@ -111,6 +119,13 @@ def _what(routine: str) -> str:
     return "a library routine that does the graded job"
 
 
+def _is_import(frame) -> bool:
+    """True if ``frame`` runs the body of a module being imported (not exec'd code)."""
+    module = sys.modules.get(frame.f_globals.get("__name__", ""))
+    return (module is not None and getattr(module, "__dict__", None) is frame.f_globals
+            and frame.f_code.co_filename == getattr(module, "__file__", None))
+
+
 class Tripwire:
     """Context manager: ``hit`` is the first forbidden routine called inside, or None.
 
@@ -123,12 +138,21 @@ class Tripwire:
         self._decided: dict = {}
         self._previous = None
         self._thread = None
+        self._importing = 0  # depth of module bodies running (imports inside the call)
+        self._import_frames: set = set()
 
     def _hook(self, frame, event, arg):
         if self.hit is not None:
             return
         if event == "call":
             code = frame.f_code
+            if not code.co_flags & _CO_OPTIMIZED:  # a module or class body
+                if code.co_name == "<module>" and _is_import(frame):
+                    self._importing += 1
+                    self._import_frames.add(id(frame))
+                return
+            if self._importing:  # calls made while a module is imported are not the job
+                return
             verdict = self._decided.get(code)
             if verdict is None:
                 module = frame.f_globals.get("__name__", "") or ""
@@ -145,7 +169,11 @@ class Tripwire:
                     f"torch.ops.aten.{base}" if base in _TORCH_C_NAMES else "")
             if verdict:
                 self.hit = verdict
-        elif event == "c_call":
+        elif event == "return":
+            if self._importing and id(frame) in self._import_frames:
+                self._import_frames.discard(id(frame))
+                self._importing -= 1
+        elif event == "c_call" and not self._importing:
             try:
                 verdict = self._decided.get(arg)
             except TypeError:  # unhashable callable
