@@ -239,3 +239,18 @@ def test_drift_summary_and_largest_stable_on_hand_made_inputs():
     L = np.array([[0.5, 0.1, 0.05, np.nan], [0.5, 0.4, 0.3, 0.2]])
     np.testing.assert_array_equal(ics.largest_stable([1, 2, 3, 4], L, 0.25), [3.0, 4.0])
     assert np.isnan(ics.largest_stable([1, 2, 3, 4], L, 0.01)).all()
+
+
+def test_members_with_and_without_norm_share_an_ensemble(small_data):
+    mixed = ics.EnsembleMLP([3, 3], 20, (16, 16), norm=keras_bn, norm_after_activation=True,
+                            init="glorot", norm_members=[False, True])
+    kinds = [[type(m).__name__ for m in mixed.member(r)] for r in range(2)]
+    assert kinds[0] == ["Linear", "ReLU", "Linear", "ReLU", "Linear"]
+    assert kinds[1] == ["Linear", "ReLU", "BatchNorm1d", "Linear", "ReLU", "BatchNorm1d", "Linear"]
+    members = [mixed.member(r) for r in range(2)]
+    hist = ics.train_ensemble(mixed, small_data, epochs=2, lr=1e-3, optimizer="adam").as_arrays()
+    for r in range(2):
+        alone = training.train(members[r], small_data, epochs=2, lr=1e-3, seed=3)
+        np.testing.assert_allclose(hist["step_loss"][:, r], alone.step_loss, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="norm_members"):
+        ics.EnsembleMLP([0, 1], 4, (3,), norm="bn", norm_members=[True])

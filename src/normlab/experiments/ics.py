@@ -106,6 +106,11 @@ class EnsembleMLP(nn.Module):
     bias_before_norm : bool
         Whether a linear layer followed by a normalization keeps its bias (redundant
         with the norm's beta; ``normlab.training.mlp`` drops it too).
+    norm_members : None or sequence of bool (one per member)
+        Which members use ``norm`` (default: all). The others are the same MLP without
+        normalization, so "with BN" and "without BN" can share one ensemble. When some
+        members have no norm, every hidden linear layer keeps its bias (for the members with
+        a norm before the activation that bias is redundant, not harmful: BN subtracts it).
 
     Weights are parameters ``w0, w1, ...`` of shape ``(R, fan_in, fan_out)`` and biases
     ``b0, b1, ...`` of shape ``(R, fan_out)`` (lists: :attr:`weights`, :attr:`biases`); :meth:`member` returns member ``r`` as an
@@ -124,6 +129,7 @@ class EnsembleMLP(nn.Module):
         init: str = "torch",
         init_scale=1.0,
         bias_before_norm: bool = False,
+        norm_members=None,
     ):
         super().__init__()
         if init not in ("torch", "glorot"):
@@ -140,6 +146,14 @@ class EnsembleMLP(nn.Module):
         widths = [in_features, *self.hidden, out_features]
         n_layers = len(widths) - 1
         has_norm = norm is not None
+        mask = np.ones(R, dtype=bool) if norm_members is None else np.asarray(norm_members, dtype=bool)
+        if mask.shape != (R,):
+            raise ValueError(f"norm_members needs one bool per member ({R}), got shape {mask.shape}")
+        if not has_norm:
+            mask = np.zeros(R, dtype=bool)
+        self.norm_members = mask
+        mixed = has_norm and not mask.all()
+        self.register_buffer("_norm_mask", torch.as_tensor(mask)[:, None, None], persistent=False)
         Ws = [torch.empty(R, widths[i], widths[i + 1]) for i in range(n_layers)]
         bs = [torch.zeros(R, widths[i + 1]) for i in range(n_layers)]
         for r, seed in enumerate(self.seeds):
@@ -160,7 +174,9 @@ class EnsembleMLP(nn.Module):
                 bs[i][r] = b
         for i in range(n_layers):
             hidden_layer = i < n_layers - 1
-            keep_bias = not (hidden_layer and has_norm and not norm_after_activation) or bias_before_norm
+            keep_bias = (
+                not (hidden_layer and has_norm and not norm_after_activation) or bias_before_norm or mixed
+            )
             self.register_parameter(f"w{i}", nn.Parameter(Ws[i]))
             self.register_parameter(f"b{i}", nn.Parameter(bs[i]) if keep_bias else None)
         self.norms = nn.ModuleList(
@@ -183,8 +199,8 @@ class EnsembleMLP(nn.Module):
     def _apply_norm(self, i, h):
         R, B, H = h.shape
         z = h.transpose(0, 1).reshape(B, R * H)
-        z = self.norms[i](z)
-        return z.reshape(B, R, H).transpose(0, 1)
+        z = self.norms[i](z).reshape(B, R, H).transpose(0, 1)
+        return z if self.norm_members.all() else torch.where(self._norm_mask, z, h)
 
     def forward(self, x):
         R = self.n_members
@@ -220,7 +236,7 @@ class EnsembleMLP(nn.Module):
             if i == n_hidden:
                 break
             norm = None
-            if self.norms:
+            if self.norms and self.norm_members[r]:
                 big = self.norms[i]
                 H = self.hidden[i]
                 norm = _member_norm(big, r, H)
@@ -368,8 +384,13 @@ def train_ensemble(
     for p in params:
         if p.numel() % R:
             raise ValueError("every parameter must split into one block per member")
+    # One learning-rate tensor per parameter, laid out like it (member r's block gets lr[r]),
+    # so that each update is a handful of foreach calls whatever the number of members.
     lr_t = torch.as_tensor(lrs, dtype=torch.float32)
-    state = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params] if optimizer == "adam" else None
+    lr_full = [lr_t.repeat_interleave(p.numel() // R).view_as(p) for p in params]
+    if optimizer == "adam":
+        ms = [torch.zeros_like(p) for p in params]
+        vs = [torch.zeros_like(p) for p in params]
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     hist = EnsembleHistory()
     n = len(X_train)
@@ -389,20 +410,23 @@ def train_ensemble(
             losses.sum().backward()
             with torch.no_grad():
                 step += 1
-                for k, p in enumerate(params):
-                    g = p.grad.view(R, -1)
-                    pv = p.view(R, -1)
-                    if optimizer == "sgd":
-                        pv.sub_(lr_t[:, None] * g)
-                    else:
-                        m, v = state[k]
-                        mv, vv = m.view(R, -1), v.view(R, -1)
-                        mv.mul_(betas[0]).add_(g, alpha=1 - betas[0])
-                        vv.mul_(betas[1]).addcmul_(g, g, value=1 - betas[1])
-                        bc1 = 1 - betas[0] ** step
-                        bc2 = 1 - betas[1] ** step
-                        denom = (vv.sqrt() / math.sqrt(bc2)).add_(eps)
-                        pv.sub_((lr_t / bc1)[:, None] * mv / denom)
+                grads = [p.grad for p in params]
+                if optimizer == "sgd":
+                    torch._foreach_sub_(params, torch._foreach_mul(grads, lr_full))
+                else:  # torch.optim.Adam's update, with a per-member learning rate
+                    torch._foreach_mul_(ms, betas[0])
+                    torch._foreach_add_(ms, grads, alpha=1 - betas[0])
+                    torch._foreach_mul_(vs, betas[1])
+                    torch._foreach_addcmul_(vs, grads, grads, value=1 - betas[1])
+                    bc1 = 1 - betas[0] ** step
+                    bc2 = 1 - betas[1] ** step
+                    denom = torch._foreach_sqrt(vs)
+                    torch._foreach_div_(denom, math.sqrt(bc2))
+                    torch._foreach_add_(denom, eps)
+                    upd = torch._foreach_div(ms, denom)
+                    torch._foreach_mul_(upd, lr_full)
+                    torch._foreach_div_(upd, bc1)
+                    torch._foreach_sub_(params, upd)
             lv = losses.detach().numpy().astype(np.float64)
             hist.step_loss.append(lv)
             if on_step is not None:
@@ -443,10 +467,9 @@ class _FrozenRandomness:
         self.seed = seed
 
     def __enter__(self):
-        self.fork = torch.random.fork_rng(devices=[])
-        self.fork.__enter__()
+        self.global_state = torch.get_rng_state()
         if self.seed is not None:
-            torch.manual_seed(self.seed)
+            torch.default_generator.manual_seed(self.seed)
         self.saved = [g.get_state() for g in self.gens]
         for g, st in zip(self.gens, self.states):
             g.set_state(st)
@@ -455,7 +478,8 @@ class _FrozenRandomness:
     def __exit__(self, *exc):
         for g, st in zip(self.gens, self.saved):
             g.set_state(st)
-        return self.fork.__exit__(*exc)
+        torch.set_rng_state(self.global_state)
+        return False
 
 
 def functional_loss(model, x, y, criterion: Callable | None = None, noise_seed: int = 0):
