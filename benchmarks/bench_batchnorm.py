@@ -7,7 +7,13 @@ Run: ``python benchmarks/bench_batchnorm.py``. Prints, for (N, D) = (512, 1024) 
   autograd backward (input, weight and bias gradients), and their ratio (goal: <= 2x);
 - for reference, the same computation through the generic core
   ``normalize_forward`` / ``normalize_backward`` (why batchnorm.py has its own layout);
-- staged (``batchnorm_backward``) vs closed-form (``batchnorm_backward_alt``) backward.
+- staged (``batchnorm_backward``) vs closed-form (``batchnorm_backward_alt``) backward;
+- page faults per forward + backward. numpy's step allocates and frees four input-sized
+  arrays; depending on glibc's dynamic thresholds (so on the process's history) glibc may
+  hand the freed heap back to the OS after every call, and each call then page-faults it in
+  again (~2000 faults; in a VM each costs microseconds). If that is seen, everything is
+  measured again with glibc's heap trimming off, for both libraries, to show the
+  computation without that allocator artefact.
 
 Times are medians over repeats of timeit loops, measured in two passes over the variants
 (so that a change of machine load affects them alike) and, within a pass, one variant after
@@ -21,7 +27,9 @@ average and rerun on a quiet machine.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import resource
 import statistics
 import sys
 import timeit
@@ -104,6 +112,63 @@ def torch_step_fn(x, gamma, beta, dout):
     return step
 
 
+def page_faults_per_call(fn, calls: int = 20) -> float:
+    """Minor page faults per call (Linux/macOS getrusage): fresh memory the kernel must map."""
+    fn()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(calls):
+        fn()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
+
+
+def keep_heap_warm() -> bool:
+    """Stop glibc from returning freed heap memory to the OS after every call (M_TRIM_THRESHOLD).
+
+    A forward + backward allocates and frees a few arrays of the input's size; by default
+    glibc trims the heap once more than twice its (dynamic) mmap threshold is free, so the
+    next call page-faults all that memory in again. A long-running process with a larger
+    heap rarely sees this. Returns False where glibc's mallopt is unavailable.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-1, 1 << 28))  # M_TRIM_THRESHOLD = 256 MiB
+    except (OSError, AttributeError):
+        return False
+
+
+def report(shape, cores: int) -> bool:
+    """Print one shape's figures; return True if numpy's step page-faults its memory in."""
+    x, gamma, beta, dout = make_inputs(shape)
+    _, cache = batchnorm_forward(x, gamma, beta)
+    variants = {
+        "numpy": (lambda: numpy_step(x, gamma, beta, dout), 1),
+        "core": (lambda: generic_core_step(x, gamma, beta, dout), 1),
+        "staged": (lambda: batchnorm_backward(dout, cache), 1),
+        "closed": (lambda: batchnorm_backward_alt(dout, cache), 1),
+        "torch1": (torch_step_fn(x, gamma, beta, dout), 1),
+        "torch": (torch_step_fn(x, gamma, beta, dout), cores),
+    }
+    t = median_ms(variants)
+    torch.set_num_threads(cores)
+    faults = {k: page_faults_per_call(variants[k][0]) for k in ("numpy", "torch")}
+    rows = [
+        (f"torch F.batch_norm fwd+bwd, {cores} threads", t["torch"], None),
+        ("torch F.batch_norm fwd+bwd, 1 thread", t["torch1"], None),
+        ("numpy forward + backward_alt", t["numpy"], t["torch"]),
+        ("generic normalize_forward/_backward", t["core"], t["torch"]),
+    ]
+    print(f"shape {shape}")
+    for label, ms, ref in rows:
+        ratio = "" if ref is None else (
+            f"   {ms / ref:5.2f}x torch ({ms / t['torch1']:.2f}x 1-thread torch)")
+        print(f"  {label:<42} {ms:8.3f} ms{ratio}")
+    print(f"  backward: staged {t['staged']:.3f} ms, closed form {t['closed']:.3f} ms, "
+          f"staged/closed = {t['staged'] / t['closed']:.2f}x")
+    print(f"  page faults per fwd+bwd: numpy {faults['numpy']:.0f}, torch {faults['torch']:.0f}"
+          f" (input: {x.nbytes // 4096} pages)\n")
+    return faults["numpy"] > 0.1 * x.nbytes / 4096
+
+
 def main() -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"torch {torch.__version__}, numpy {np.__version__}, float32")
@@ -111,31 +176,13 @@ def main() -> None:
           f"(plus a 1-thread reference); numpy is single-threaded. "
           f"Load average: {os.getloadavg()[0]:.2f}")
     print(f"median of {REPEATS // 2 * 2} loops in 2 passes, ms per call\n")
-    for shape in SHAPES:
-        x, gamma, beta, dout = make_inputs(shape)
-        _, cache = batchnorm_forward(x, gamma, beta)
-        t = median_ms({
-            "numpy": (lambda: numpy_step(x, gamma, beta, dout), 1),
-            "core": (lambda: generic_core_step(x, gamma, beta, dout), 1),
-            "staged": (lambda: batchnorm_backward(dout, cache), 1),
-            "closed": (lambda: batchnorm_backward_alt(dout, cache), 1),
-            "torch1": (torch_step_fn(x, gamma, beta, dout), 1),
-            "torch": (torch_step_fn(x, gamma, beta, dout), cores),
-        })
-        torch.set_num_threads(cores)
-        rows = [
-            (f"torch F.batch_norm fwd+bwd, {cores} threads", t["torch"], None),
-            ("torch F.batch_norm fwd+bwd, 1 thread", t["torch1"], None),
-            ("numpy forward + backward_alt", t["numpy"], t["torch"]),
-            ("generic normalize_forward/_backward", t["core"], t["torch"]),
-        ]
-        print(f"shape {shape}")
-        for label, ms, ref in rows:
-            ratio = "" if ref is None else (
-                f"   {ms / ref:5.2f}x torch ({ms / t['torch1']:.2f}x 1-thread torch)")
-            print(f"  {label:<42} {ms:8.3f} ms{ratio}")
-        print(f"  backward: staged {t['staged']:.3f} ms, closed form {t['closed']:.3f} ms, "
-              f"staged/closed = {t['staged'] / t['closed']:.2f}x\n")
+    print("== default allocator ==")
+    faulting = [report(shape, cores) for shape in SHAPES]
+    if any(faulting) and keep_heap_warm():
+        print("== glibc heap trimming off (mallopt M_TRIM_THRESHOLD = 256 MiB), both libraries ==")
+        for shape in SHAPES:
+            report(shape, cores)
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -273,9 +273,10 @@ def test_rank_below_two_is_rejected(shape):
 @pytest.mark.parametrize("gamma_shape", [(1,), (4,), (1, 3), (3, 1), (4, 3)])
 def test_gamma_must_have_shape_c_exactly(gamma_shape):
     x = np.random.default_rng(0).standard_normal((4, 3))
-    with pytest.raises(ValueError, match=re.escape(f"gamma must have shape (3,), got {gamma_shape}")):
+    expected = re.escape(f"must have shape (3,), got {gamma_shape}")
+    with pytest.raises(ValueError, match="gamma " + expected):
         batchnorm_forward(x, np.ones(gamma_shape), np.zeros(3))
-    with pytest.raises(ValueError, match=re.escape(f"beta must have shape (3,), got {gamma_shape}")):
+    with pytest.raises(ValueError, match="beta " + expected):
         batchnorm_forward(x, np.ones(3), np.zeros(gamma_shape))
 
 
@@ -296,7 +297,7 @@ def test_backward_checks_dout_and_cache():
         with pytest.raises(TypeError, match="cache must be the BatchNormCache"):
             backward(np.ones((4, 3)), (x, 1.0))
     _, eval_cache = batchnorm_eval_forward(x, np.ones(3), np.zeros(3), np.zeros(3), np.ones(3))
-    with pytest.raises(ValueError, match="made by batchnorm_eval_forward; use batchnorm_eval_backward"):
+    with pytest.raises(ValueError, match="by batchnorm_eval_forward; use batchnorm_eval_backward"):
         batchnorm_backward_alt(np.ones((4, 3)), eval_cache)
     with pytest.raises(ValueError, match="made by batchnorm_forward; use batchnorm_backward"):
         batchnorm_eval_backward(np.ones((4, 3)), cache)

@@ -61,7 +61,10 @@ def step_both(ours, theirs, x, dout):
     gamma = 1.0 if theirs.weight is None else np.abs(theirs.weight.detach().numpy()).max()
     axes = (0,) + tuple(range(2, x.ndim))
     batch_stats = theirs.training or theirs.running_var is None
-    var = (x.var(axis=axes) if x.size else np.ones(1)) if batch_stats else theirs.running_var.numpy()
+    if not batch_stats:
+        var = theirs.running_var.numpy()
+    else:
+        var = x.var(axis=axes) if x.size else np.ones(1)
     dx_scale = gamma * np.max(1 / np.sqrt(var + theirs.eps)) * np.abs(dout).max(initial=0)
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-8, atol=1e-8 * dx_scale)
     for grad, param in ((ours.grad_weight, theirs.weight), (ours.grad_bias, theirs.bias)):
@@ -69,7 +72,8 @@ def step_both(ours, theirs, x, dout):
             assert grad is None
         else:
             want = param.grad.numpy()
-            np.testing.assert_allclose(grad, want, rtol=1e-8, atol=1e-8 * np.abs(dout).sum(initial=0))
+            atol = 1e-8 * np.abs(dout).sum(initial=0)
+            np.testing.assert_allclose(grad, want, rtol=1e-8, atol=atol)
     assert_same_state(ours, theirs)
 
 
@@ -228,7 +232,8 @@ def test_eval_backward_uses_running_invstd():
     dout = np.array([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]])
     ours(np.zeros((3, 2)))
     invstd = 1 / np.sqrt(np.array([4.0, 0.25]) + 1e-5)
-    np.testing.assert_allclose(ours.backward(dout), dout * np.array([2.0, -1.0]) * invstd, rtol=1e-14)
+    expected = dout * np.array([2.0, -1.0]) * invstd
+    np.testing.assert_allclose(ours.backward(dout), expected, rtol=1e-14)
 
 
 # ------------------------------------------------------------------------- errors
@@ -326,7 +331,8 @@ def test_from_torch_copies_configuration_state_and_mode():
     assert (ours.eps, ours.momentum) == (1e-3, 0.25)
     assert_same_state(ours, theirs)
     x = rng.standard_normal((1, 3, 3, 3))
-    np.testing.assert_allclose(ours(x), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-10, atol=1e-10)
+    expected = theirs(torch.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(ours(x), expected, rtol=1e-10, atol=1e-10)
     assert type(BatchNorm.from_torch(torch.nn.BatchNorm3d(2))) is BatchNorm3d
     float32 = BatchNorm1d.from_torch(torch.nn.BatchNorm1d(2, dtype=torch.float32))
     assert float32.running_var.dtype == np.float64

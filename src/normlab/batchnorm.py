@@ -194,7 +194,8 @@ def batchnorm_forward(x, gamma, beta, eps: float = 1e-5):
     _check_training_batch(x)
     if x.size == 0:
         nan = np.full(x.shape[1], np.nan, x.dtype)
-        return np.empty_like(x), BatchNormCache(x, np.empty_like(x), nan, nan, nan, gamma, eps, True)
+        cache = BatchNormCache(x, np.empty_like(x), nan, nan, nan, gamma, eps, True)
+        return np.empty_like(x), cache
 
     x2, c, length = _rows(x)
     n = x2.shape[0] * length

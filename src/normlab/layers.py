@@ -59,6 +59,10 @@ def _check_flag(value, name: str) -> bool:
     return bool(value)
 
 
+def _quoted(keys) -> str:
+    return ", ".join(f'"{k}"' for k in keys)
+
+
 def _to_numpy(value) -> np.ndarray:
     """A state-dict value (numpy array, number or torch tensor) as a numpy array."""
     if hasattr(value, "detach"):  # torch tensor: bfloat16/half have no numpy dtype
@@ -157,9 +161,9 @@ class _NormBase:
         unexpected = [k for k in state_dict if k not in own]
         errors, values = [], {}
         if strict and unexpected:
-            errors.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
+            errors.append(f"Unexpected key(s) in state_dict: {_quoted(unexpected)}. ")
         if strict and missing:
-            errors.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
+            errors.append(f"Missing key(s) in state_dict: {_quoted(missing)}. ")
         for k, current in own.items():
             if k not in state_dict:
                 continue
@@ -171,14 +175,15 @@ class _NormBase:
                 )
             elif k == "num_batches_tracked":
                 if not np.issubdtype(value.dtype, np.integer) or value < 0:
-                    errors.append(f"num_batches_tracked must be a non-negative integer, got {value}")
+                    errors.append(
+                        f"num_batches_tracked must be a non-negative integer, got {value}"
+                    )
                 values[k] = value
             else:
                 values[k] = as_float_array(value, k)
         if errors:
-            raise RuntimeError(
-                f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors)
-            )
+            header = f"Error(s) in loading state_dict for {type(self).__name__}:"
+            raise RuntimeError("\n\t".join([header] + errors))
         for k, value in values.items():
             np.copyto(own[k], value, casting="unsafe")
         return IncompatibleKeys(missing, unexpected)
@@ -198,7 +203,9 @@ class _NormBase:
         if not isinstance(module, _BatchNorm):
             raise TypeError(f"expected a torch BatchNorm module, got {type(module).__name__}")
         if isinstance(module, LazyModuleMixin) and module.has_uninitialized_params():
-            raise ValueError("the lazy torch module is not initialized yet; run it on a batch first")
+            raise ValueError(
+                "the lazy torch module is not initialized yet; run it on a batch first"
+            )
         matching = [c for c in (BatchNorm1d, BatchNorm2d, BatchNorm3d)
                     if isinstance(module, getattr(torch.nn, c.__name__))]
         if cls is BatchNorm:
@@ -206,7 +213,10 @@ class _NormBase:
         elif cls in matching:
             target = cls
         else:
-            raise TypeError(f"{cls.__name__}.from_torch needs torch.nn.{cls.__name__}, got {type(module).__name__}")
+            raise TypeError(
+                f"{cls.__name__}.from_torch needs torch.nn.{cls.__name__}, "
+                f"got {type(module).__name__}"
+            )
         layer = target(
             module.num_features,
             eps=module.eps,

@@ -14,7 +14,7 @@ __all__ = ["check_momentum", "keras_to_torch_momentum", "torch_to_keras_momentum
 
 
 def check_momentum(m, name: str = "momentum") -> float:
-    """Return ``m`` as a float, or raise TypeError (not a real number) / ValueError (not in [0, 1])."""
+    """``m`` as a float; TypeError if not a real number, ValueError if not in [0, 1]."""
     if isinstance(m, bool) or not isinstance(m, numbers.Real):
         raise TypeError(f"{name} must be a real number in [0, 1], got {type(m).__name__}")
     m = float(m)
