@@ -42,7 +42,8 @@ def test_every_member_trains_exactly_like_training_train(small_data, norm, after
     ens = ics.EnsembleMLP([5, 9], 20, (16, 16), norm=norm, norm_after_activation=after,
                           init="glorot" if after else "torch")
     members = [ens.member(r) for r in range(2)]
-    hist = ics.train_ensemble(ens, small_data, epochs=2, batch_size=32, lr=lrs, optimizer=opt).as_arrays()
+    hist = ics.train_ensemble(ens, small_data, epochs=2, batch_size=32, lr=lrs,
+                              optimizer=opt).as_arrays()
     for r in range(2):
         alone = training.train(members[r], small_data, epochs=2, batch_size=32, lr=lrs[r],
                                optimizer=opt, seed=ens.seeds[r])
@@ -163,11 +164,13 @@ def test_landscape_on_a_quadratic_matches_the_closed_form():
     for i, eta in enumerate(etas):
         v = w - eta * g
         np.testing.assert_allclose(res["loss"][i, 0], 0.5 * v @ A @ v, rtol=1e-12)
-        np.testing.assert_allclose(res["grad_change"][i, 0], eta * np.linalg.norm(A @ g), rtol=1e-12)
+        np.testing.assert_allclose(res["grad_change"][i, 0], eta * np.linalg.norm(A @ g),
+                                   rtol=1e-12)
     losses = [0.5 * (w - e * g) @ A @ (w - e * g) for e in etas]
     np.testing.assert_allclose(res["loss_range"][0], max(losses) - min(losses), rtol=1e-12)
     # ||A g|| / ||g|| is the curvature along g, at most the largest eigenvalue of A
-    np.testing.assert_allclose(res["beta"][0], np.linalg.norm(A @ g) / np.linalg.norm(g), rtol=1e-12)
+    np.testing.assert_allclose(res["beta"][0], np.linalg.norm(A @ g) / np.linalg.norm(g),
+                               rtol=1e-12)
     assert res["beta"][0] <= np.linalg.eigvalsh(A).max() + 1e-12
 
 

@@ -31,6 +31,11 @@ ensemble alike:
   internal covariate shift is about;
 - :func:`layer_gradient_norms` -- the norm of the loss gradient with respect to every linear
   layer's weights (vanishing and exploding gradients).
+
+:func:`track_training` trains an ensemble with SGD and takes all these measurements along the
+way without disturbing the run; :func:`drift_summary` and :func:`largest_stable` reduce the
+records to the numbers the chapter prints. ``EnsembleMLP(..., norm_members=...)`` lets
+members with and without a normalization share one ensemble.
 """
 
 from __future__ import annotations
@@ -68,7 +73,6 @@ __all__ = [
 
 
 def _make_norm(norm, width: int):
-
     if norm is None:
         return None
     if norm == "bn":
@@ -113,7 +117,8 @@ class EnsembleMLP(nn.Module):
         a norm before the activation that bias is redundant, not harmful: BN subtracts it).
 
     Weights are parameters ``w0, w1, ...`` of shape ``(R, fan_in, fan_out)`` and biases
-    ``b0, b1, ...`` of shape ``(R, fan_out)`` (lists: :attr:`weights`, :attr:`biases`); :meth:`member` returns member ``r`` as an
+    ``b0, b1, ...`` of shape ``(R, fan_out)`` (lists: :attr:`weights`, :attr:`biases`);
+    :meth:`member` returns member ``r`` as an
     ordinary ``nn.Sequential``.
     """
 
@@ -146,9 +151,11 @@ class EnsembleMLP(nn.Module):
         widths = [in_features, *self.hidden, out_features]
         n_layers = len(widths) - 1
         has_norm = norm is not None
-        mask = np.ones(R, dtype=bool) if norm_members is None else np.asarray(norm_members, dtype=bool)
+        mask = np.ones(R, dtype=bool) if norm_members is None else np.asarray(norm_members, bool)
         if mask.shape != (R,):
-            raise ValueError(f"norm_members needs one bool per member ({R}), got shape {mask.shape}")
+            raise ValueError(
+                f"norm_members needs one bool per member ({R}), got shape {mask.shape}"
+            )
         if not has_norm:
             mask = np.zeros(R, dtype=bool)
         self.norm_members = mask
@@ -175,7 +182,9 @@ class EnsembleMLP(nn.Module):
         for i in range(n_layers):
             hidden_layer = i < n_layers - 1
             keep_bias = (
-                not (hidden_layer and has_norm and not norm_after_activation) or bias_before_norm or mixed
+                not (hidden_layer and has_norm and not norm_after_activation)
+                or bias_before_norm
+                or mixed
             )
             self.register_parameter(f"w{i}", nn.Parameter(Ws[i]))
             self.register_parameter(f"b{i}", nn.Parameter(bs[i]) if keep_bias else None)
@@ -264,7 +273,7 @@ def _member_norm(big, r: int, H: int):
         for name, t in list(big.named_parameters(recurse=False)) + list(
             big.named_buffers(recurse=False)
         ):
-            if t is not None and t.dim() >= 1 and t.shape[0] == big_width(big):
+            if t is not None and t.dim() >= 1 and t.shape[0] == _width(big):
                 new = t[sl].clone()
                 if isinstance(t, torch.nn.Parameter):
                     setattr(small, name, torch.nn.Parameter(new))
@@ -275,7 +284,7 @@ def _member_norm(big, r: int, H: int):
     return small
 
 
-def big_width(module) -> int:
+def _width(module) -> int:
     return int(getattr(module, "num_features"))
 
 
@@ -342,7 +351,9 @@ def _per_member(value, R: int, name: str) -> np.ndarray:
     if v.ndim == 0:
         v = np.full(R, float(v))
     if v.shape != (R,):
-        raise ValueError(f"{name} must be a scalar or have one value per member ({R}), got shape {v.shape}")
+        raise ValueError(
+            f"{name} must be a scalar or have one value per member ({R}), got shape {v.shape}"
+        )
     return v
 
 
@@ -449,7 +460,9 @@ def train_ensemble(
 def _module_generators(model) -> list:
     """The private ``torch.Generator`` of every submodule that has one (a noisy BN's)."""
     return [
-        m.generator for m in model.modules() if isinstance(getattr(m, "generator", None), torch.Generator)
+        m.generator
+        for m in model.modules()
+        if isinstance(getattr(m, "generator", None), torch.Generator)
     ]
 
 
@@ -520,7 +533,6 @@ def functional_loss(model, x, y, criterion: Callable | None = None, noise_seed: 
 
 
 def _grads(loss_fn, params: dict, names: Sequence[str]):
-
     p = {k: (v.detach().requires_grad_(k in names)) for k, v in params.items()}
     losses = loss_fn(p)
     gs = torch.autograd.grad(losses.sum(), [p[k] for k in names], allow_unused=True)
@@ -532,7 +544,9 @@ def _split(t, R):
     return t.reshape(R, -1).double()
 
 
-def gradient_change(loss_fn, params: dict, target: str, preceding: Sequence[str], lr: float, n_members: int = 1):
+def gradient_change(
+    loss_fn, params: dict, target: str, preceding: Sequence[str], lr: float, n_members: int = 1
+):
     """Internal covariate shift as a change of gradient (Santurkar et al. 2018, section 2.2).
 
     ``G`` is the gradient of the loss with respect to ``params[target]``; ``G'`` is the same
@@ -567,7 +581,13 @@ def gradient_change(loss_fn, params: dict, target: str, preceding: Sequence[str]
     }
 
 
-def landscape_along_gradient(loss_fn, params: dict, step_sizes: Sequence[float], n_members: int = 1, names: Sequence[str] | None = None):
+def landscape_along_gradient(
+    loss_fn,
+    params: dict,
+    step_sizes: Sequence[float],
+    n_members: int = 1,
+    names: Sequence[str] | None = None,
+):
     """Loss and gradient along the gradient direction (Santurkar et al. 2018, section 3.1).
 
     With ``g = grad L(theta)`` (over the parameters in ``names``, default all), evaluates
@@ -787,7 +807,9 @@ def drift_summary(probe_mean: np.ndarray, probe_std: np.ndarray) -> dict:
     m = np.asarray(probe_mean, dtype=np.float64)
     s = np.asarray(probe_std, dtype=np.float64)
     if m.ndim != 3 or m.shape != s.shape or m.shape[0] < 2:
-        raise ValueError(f"need two (P >= 2, R, H) arrays of the same shape, got {m.shape} and {s.shape}")
+        raise ValueError(
+            f"need two (P >= 2, R, H) arrays of the same shape, got {m.shape} and {s.shape}"
+        )
     jump = np.abs(np.diff(m, axis=0)).mean(axis=(0, 2))
     return {
         "std_first": s[0].mean(1),
@@ -798,7 +820,9 @@ def drift_summary(probe_mean: np.ndarray, probe_std: np.ndarray) -> dict:
     }
 
 
-def largest_stable(values: Sequence[float], final_losses: np.ndarray, threshold: float) -> np.ndarray:
+def largest_stable(
+    values: Sequence[float], final_losses: np.ndarray, threshold: float
+) -> np.ndarray:
     """For a sweep, the largest value (e.g. learning rate) whose run ended below ``threshold``.
 
     ``final_losses`` is (runs, len(values)): one row per seed. Returns ``(runs,)`` with, for
