@@ -94,7 +94,7 @@ def test_finetune_modes():
 
 
 def test_train_bn_mlp_learns_article002_data():
-    model, data = train_bn_mlp(seed=0, epochs=2)
+    model, data = train_bn_mlp(seed=0, epochs=1)
     assert not model.training
     X_test, y_test = data[2], data[3]
     with torch.no_grad():
