@@ -30,7 +30,8 @@ with Adam, every member drawing its own mini-batches from its own seeded generat
 weight-normalized logistic regression with ``normlab.weightnorm`` and records ``||v||``;
 :func:`power_iteration_errors` records how fast ``normlab.spectralnorm.power_iteration``
 finds the top singular value; :func:`lipschitz_ratios` measures
-``||f(x) - f(y)|| / ||x - y||`` for an MLP with and without spectrally normalized weights.
+``||f(x) - f(y)|| / ||x - y||`` for an MLP with and without spectrally normalized weights, and
+:func:`jacobian_norms` the norm of its Jacobian (the worst local stretch).
 
 **Facts for the comparison table**: :func:`batch_dependence`, :func:`train_eval_difference`
 and :func:`batch_of_one`.
@@ -80,6 +81,7 @@ __all__ = [
     "weightnorm_descent",
     "power_iteration_errors",
     "lipschitz_ratios",
+    "jacobian_norms",
     "batch_dependence",
     "train_eval_difference",
     "batch_of_one",
@@ -165,16 +167,16 @@ def draw_axis_patterns(masks: dict, titles: dict | None = None, figsize=(13, 3.6
                           np.array([0.85, 0.85, 0.85, 0.25]))
         ax.voxels(np.ones_like(cube), facecolors=colors, edgecolor=(0.3, 0.3, 0.3, 0.5),
                   linewidth=0.4)
-        ax.set_xlabel("C")
-        ax.set_ylabel("N")
-        ax.set_zlabel("H, W")
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_zticks([])
-        ax.set_box_aspect((c, n, h * w))
+        ax.set_xlabel("C (channels)", labelpad=-12)
+        ax.set_ylabel("N (batch)", labelpad=-12)
+        ax.set_zlabel("H×W", labelpad=-12)
+        ax.set_box_aspect((c, n, h * w), zoom=0.85)
         ax.view_init(elev=22, azim=-58)
         ax.set_title((titles or {}).get(name, name), fontsize=10)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.0, right=1.0, bottom=0.02, top=0.9, wspace=0.0)
     return fig
 
 
@@ -651,7 +653,7 @@ class SweepResult:
 
 def batch_size_sweep(data, kinds=("bn", "brn", "gn", "ln"), batch_sizes=(2, 4, 8, 16, 32),
                      seeds=(0, 1, 2), *, steps: int = 300, lr: float = 3e-3, width: int = 8,
-                     num_groups: int = 4) -> SweepResult:
+                     num_groups: int = 4, only_at: dict | None = None) -> SweepResult:
     """Train ``tiny_cnn(kind, seed=s)`` for every kind, batch size and seed; measure accuracy.
 
     ``data = (X_train, y_train, X_test, y_test)`` tensors, images (n, 1, 8, 8). One
@@ -660,19 +662,21 @@ def batch_size_sweep(data, kinds=("bn", "brn", "gn", "ln"), batch_sizes=(2, 4, 8
     :func:`short_renorm_schedule`). Accuracies use the first ``n_test`` test images, a
     multiple of every batch size, in eval mode and (:func:`train_mode_accuracy`) in
     training mode with batches of the training batch size. Seed ``s`` fixes a member's initial weights (the same
-    for every kind) and its batch order.
+    for every kind) and its batch order. ``only_at = {kind: batch sizes}`` runs that kind at
+    those batch sizes only; its other entries are NaN.
     """
     X_train, y_train, X_test, y_test = data
     lcm = math.lcm(*batch_sizes)  # same test images for eval and for every batch size
     n_test = (len(X_test) // lcm) * lcm
     X_test, y_test = X_test[:n_test], y_test[:n_test]
     res = SweepResult(tuple(kinds), tuple(batch_sizes), tuple(seeds), steps)
-    members_spec = [(k, s) for k in kinds for s in seeds]
     res.n_test = n_test
+    only_at = only_at or {}
     for kind in kinds:
-        res.eval_acc[kind] = np.zeros((len(batch_sizes), len(seeds)))
-        res.train_mode_acc[kind] = np.zeros((len(batch_sizes), len(seeds)))
+        res.eval_acc[kind] = np.full((len(batch_sizes), len(seeds)), np.nan)
+        res.train_mode_acc[kind] = np.full((len(batch_sizes), len(seeds)), np.nan)
     for b, bs in enumerate(batch_sizes):
+        members_spec = [(k, s) for k in kinds for s in seeds if bs in only_at.get(k, (bs,))]
         members = [tiny_cnn(k, width, num_groups, seed=s) for k, s in members_spec]
         model = EnsembleCNN(members)
         train_ensemble(model, X_train, y_train, [s for _, s in members_spec], batch_size=bs,
@@ -791,6 +795,31 @@ def lipschitz_ratios(weights: Sequence[np.ndarray], n_pairs: int = 2000, seed: i
         return z
 
     return np.linalg.norm(f(x) - f(y), axis=1) / np.linalg.norm(x - y, axis=1)
+
+
+def jacobian_norms(weights: Sequence[np.ndarray], n_points: int = 500, seed: int = 0) -> np.ndarray:
+    """Spectral norm of the Jacobian of the ReLU MLP of :func:`lipschitz_ratios` at random x.
+
+    At x ~ N(0, I) (seeded) the MLP is linear nearby, ``J(x) = W_L D_{L-1} ... D_1 W_1`` with
+    ``D_i`` the 0/1 diagonal of active ReLUs; ``||J(x)||_2`` is the largest stretch of any
+    small step from x (the worst direction, unlike a random pair). It is at most the product
+    of the spectral norms of the W_i. Shape (n_points,).
+    """
+    rng = np.random.default_rng(seed)
+    xs = rng.standard_normal((n_points, weights[0].shape[1]))
+    out = np.empty(n_points)
+    for i, x in enumerate(xs):
+        J = np.eye(len(x))
+        z = x
+        for j, W in enumerate(weights):
+            z = W @ z
+            J = W @ J
+            if j < len(weights) - 1:
+                active = z > 0
+                z = np.where(active, z, 0.0)
+                J = J * active[:, None]
+        out[i] = np.linalg.norm(J, 2)
+    return out
 
 
 # =============================================================================================
