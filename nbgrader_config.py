@@ -52,7 +52,7 @@ c.GenerateFeedback.preprocessors = [
 ]
 
 # `nbgrader zip_collect <assignment>`: one zip per student named <student_id>.zip in
-# downloads/<assignment>/archive/, holding the notebook (at any depth).
+# downloaded/<assignment>/archive/, holding the notebook (at any depth).
 c.ZipCollectApp.collector_plugin = "nbgrader.plugins.FileNameCollectorPlugin"
 c.FileNameCollectorPlugin.named_regexp = (
     r".*/extracted/(?P<student_id>[^/]+)/(?:.*/)?(?P<file_id>[^/]+\.ipynb)$"

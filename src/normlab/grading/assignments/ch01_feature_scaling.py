@@ -183,12 +183,15 @@ def _mm_fit(**kw):
     return lambda case: {"out": _minmax(case["X"], case["X"], **kw)}
 
 
-def _mm_new(**kw):
+def _mm_new(inverse=True, **kw):
+    """Wrong outputs of the new-data check: transform(X_test) (and inverse_transform(Z)
+    if the mistake also changes it in a definite way)."""
+
     def wrong(case):
         fr = kw.get("feature_range", case["feature_range"])
         args = {k: v for k, v in kw.items() if k != "feature_range"}
         out = {"test": _minmax(case["X_test"], case["X_train"], fr, **args)}
-        if not args.get("clip") and not args.get("divide_by_max"):
+        if inverse:
             out["inverse"] = _minmax_inverse(case["Z"], case["X_train"], fr,
                                              axis=args.get("axis", 0))
         return out
@@ -224,13 +227,13 @@ MM_RANGE_IGNORED = Mistake(
     "feature_range_ignored",
     "ignores feature_range and always scales to [0, 1]: map to [a, b] with "
     "a + (x - min) / (max - min) * (b - a).",
-    _mm_new(feature_range=(0.0, 1.0)),
+    _mm_new(inverse=False, feature_range=(0.0, 1.0)),
 )
 MM_CLIPPED = Mistake(
     "clipped",
     "clips the transformed values to feature_range; new data can fall outside the "
     "training range and must map outside feature_range, unclipped.",
-    _mm_new(clip=True),
+    _mm_new(inverse=False, clip=True),
 )
 
 
@@ -247,6 +250,8 @@ MM_INVERSE_RANGE = Mistake(
     _mm_inverse_ignores_range,
 )
 MM_NEW_GLOBAL = Mistake("global_minmax", MM_GLOBAL.message, _mm_new(axis=None))
+MM_NEW_BY_MAX = Mistake("divide_by_max", MM_BY_MAX.message,
+                        _mm_new(inverse=False, divide_by_max=True))
 
 # standard
 ST_UNBIASED = Mistake(
@@ -452,7 +457,8 @@ register(
           mistakes=(MM_GLOBAL, MM_PER_SAMPLE, MM_BY_MAX)),
     Check("minmax_new_data", "MinMaxScaler", _case_new_data_minmax, _call_minmax_new,
           _ref_minmax_new, _describe_new, labels=NEW_LABELS,
-          mistakes=(MM_REFIT, MM_RANGE_IGNORED, MM_CLIPPED, MM_INVERSE_RANGE, MM_NEW_GLOBAL)),
+          mistakes=(MM_REFIT, MM_RANGE_IGNORED, MM_CLIPPED, MM_INVERSE_RANGE, MM_NEW_GLOBAL,
+                    MM_NEW_BY_MAX)),
     Check("standard_fit_transform", "StandardScaler", _case_fit, _call_fit_transform,
           _ref_standard_fit, _describe_fit, labels={"out": "fit(X).transform(X)"},
           mistakes=(ST_UNBIASED, ST_PER_SAMPLE, ST_GLOBAL, ST_BY_VARIANCE)),
@@ -491,5 +497,41 @@ ASSIGNMENT = register_assignment(Assignment(
         Cell("test_gd_iterations", 3, ("gd_iterations",), "count_gd_iterations",
              "gradient-descent updates to converge"),
     ),
-    expected=(),  # filled below once measured
+    expected=(
+        Expected("global_minmax", "minmax_fit_transform",
+                 ("test_minmax_fit_transform", "test_minmax_new_data")),
+        Expected("per_sample", "minmax_fit_transform",
+                 ("test_minmax_fit_transform", "test_minmax_new_data"),
+                 messages={"test_minmax_new_data": "exception"},
+                 note="transform then fails on data with another number of rows"),
+        Expected("divide_by_max", "minmax_fit_transform",
+                 ("test_minmax_fit_transform", "test_minmax_new_data")),
+        Expected("refit_on_new_data", "minmax_new_data", ("test_minmax_new_data",)),
+        Expected("feature_range_ignored", "minmax_new_data", ("test_minmax_new_data",)),
+        Expected("clipped", "minmax_new_data", ("test_minmax_new_data",)),
+        Expected("inverse_ignores_range", "minmax_new_data", ("test_minmax_new_data",)),
+        Expected("unbiased_std", "standard_fit_transform",
+                 ("test_standard_fit_transform", "test_standard_new_data",
+                  "test_scale_train_test")),
+        Expected("global_stats", "standard_fit_transform",
+                 ("test_standard_fit_transform", "test_standard_new_data",
+                  "test_scale_train_test"),
+                 messages={"test_standard_new_data": "generic",
+                           "test_scale_train_test": "generic"}),
+        Expected("refit_on_new_data", "standard_new_data",
+                 ("test_standard_new_data", "test_scale_train_test"),
+                 messages={"test_scale_train_test": "fit_on_test"},
+                 note="scale_train_test then scales X_test with its own statistics"),
+        Expected("inverse_wrong_order", "standard_new_data", ("test_standard_new_data",)),
+        Expected("inverse_divides", "standard_new_data", ("test_standard_new_data",)),
+        Expected("fit_on_test", "scale_train_test", ("test_scale_train_test",)),
+        Expected("fit_on_train_and_test", "scale_train_test", ("test_scale_train_test",)),
+        Expected("singular_value_ratio", "condition_number", ("test_condition_number",)),
+        Expected("centered_covariance", "condition_number", ("test_condition_number",)),
+        Expected("diagonal_ratio", "condition_number", ("test_condition_number",)),
+        Expected("inverted", "condition_number", ("test_condition_number",)),
+        Expected("one_too_many", "gd_iterations", ("test_gd_iterations",)),
+        Expected("one_too_few", "gd_iterations", ("test_gd_iterations",)),
+        Expected("absolute_tolerance", "gd_iterations", ("test_gd_iterations",)),
+    ),
 ))

@@ -297,6 +297,13 @@ SP_NO_TRANSPOSE = Mistake(
     _no_transpose,
 )
 SP_UNBIASED = Mistake("unbiased_variance", FW_UNBIASED.message, _fw(ddof=1))
+SP_OVER_C = Mistake(
+    "stats_over_C",
+    "takes the statistics of each (n, h, w) position over the channels (axis 1), which "
+    "is not batch norm; spatial batch norm has one mean and variance per channel, over "
+    "axes (0, 2, 3).",
+    _fw(axes=(1,)),
+)
 
 
 def _closed_form(dout, x_hat, gamma, var, eps, axes, mean_term=True, var_term=1.0,
@@ -558,11 +565,13 @@ register(
               DP_MISTAKES),
     Check("spatial_bn_forward", "spatial_batchnorm_forward", _case_4d, _call_forward,
           _ref_forward, _describe_bn, labels=FW_LABELS,
-          mistakes=(SP_OVER_NC, SP_PER_POSITION, SP_NO_TRANSPOSE, SP_UNBIASED), tol=1e-5),
+          mistakes=(SP_OVER_NC, SP_PER_POSITION, SP_NO_TRANSPOSE, SP_UNBIASED, SP_OVER_C,
+                    FW_SWAPPED, FW_NO_AFFINE), tol=1e-5),
     Check("spatial_bn_backward", "spatial_batchnorm_backward", _case_spatial_backward,
           _call_backward(("dx", "dgamma", "dbeta")), _ref_backward(("dx", "dgamma", "dbeta")),
           _describe_bn,
-          mistakes=(SB_OVER_N, SB_OVER_NC, SB_NO_TRANSPOSE) + DX_MISTAKES, tol=1e-5),
+          mistakes=(SB_OVER_N, SB_OVER_NC, SB_NO_TRANSPOSE) + DX_MISTAKES
+          + (DP_USES_X, DP_MEAN, DP_SWAPPED), tol=1e-5),
     Check("numerical_gradient", "numerical_gradient", _case_numgrad, _call_numgrad,
           lambda case: {
               "grad": normlab.numerical_gradient(_tanh_layer(case["W"], case["b"]),
@@ -601,5 +610,40 @@ ASSIGNMENT = register_assignment(Assignment(
              "centred-difference gradient"),
         Cell("test_rel_error", 2, ("rel_error",), "rel_error", "relative error"),
     ),
-    expected=(),
+    expected=(
+        Expected("unbiased_variance", "bn_forward",
+                 ("test_bn_forward", "test_bn_forward_eps", "test_spatial_forward"),
+                 note="spatial_batchnorm_forward reuses batchnorm_forward"),
+        Expected("per_sample", "bn_forward",
+                 ("test_bn_forward", "test_bn_forward_eps", "test_spatial_forward"),
+                 messages={"test_spatial_forward": "stats_over_C"},
+                 note="spatial_batchnorm_forward reuses batchnorm_forward"),
+        Expected("gamma_beta_swapped", "bn_forward",
+                 ("test_bn_forward", "test_bn_forward_eps", "test_spatial_forward"),
+                 note="spatial_batchnorm_forward reuses batchnorm_forward"),
+        Expected("eps_outside_sqrt", "bn_forward_eps", ("test_bn_forward_eps",)),
+        Expected("eps_ignored", "bn_forward_eps", ("test_bn_forward_eps",)),
+        Expected("var_branch_missing", "bn_backward_dx", ("test_bn_backward_dx",)),
+        Expected("mean_branch_missing", "bn_backward_dx", ("test_bn_backward_dx",)),
+        Expected("var_branch_sign", "bn_backward_dx", ("test_bn_backward_dx",)),
+        Expected("dparams_wrong_axis", "bn_backward_dparams", ("test_bn_backward_dparams",)),
+        Expected("dgamma_uses_x", "bn_backward_dparams", ("test_bn_backward_dparams",)),
+        Expected("gamma_missing", "bn_backward_alt_dx",
+                 ("test_bn_backward_alt_dx", "test_spatial_backward"),
+                 note="spatial_batchnorm_backward reuses batchnorm_backward_alt"),
+        Expected("var_branch_missing", "bn_backward_alt_dx",
+                 ("test_bn_backward_alt_dx", "test_spatial_backward"),
+                 note="spatial_batchnorm_backward reuses batchnorm_backward_alt"),
+        Expected("dparams_mean", "bn_backward_alt_dparams",
+                 ("test_bn_backward_alt_dparams", "test_spatial_backward"),
+                 note="spatial_batchnorm_backward reuses batchnorm_backward_alt"),
+        Expected("stats_over_NC", "spatial_bn_forward", ("test_spatial_forward",)),
+        Expected("reshape_without_transpose", "spatial_bn_forward", ("test_spatial_forward",)),
+        Expected("dparams_over_N_only", "spatial_bn_backward", ("test_spatial_backward",)),
+        Expected("forward_difference", "numerical_gradient", ("test_numerical_gradient",)),
+        Expected("dout_ignored", "numerical_gradient", ("test_numerical_gradient",)),
+        Expected("x_not_restored", "numerical_gradient", ("test_numerical_gradient",)),
+        Expected("mean_not_max", "rel_error", ("test_rel_error",)),
+        Expected("no_floor", "rel_error", ("test_rel_error",)),
+    ),
 ))
