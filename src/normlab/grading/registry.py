@@ -39,6 +39,9 @@ ASSIGNMENT_MODULES = (
     "normlab.grading.assignments.ch01_feature_scaling",
     "normlab.grading.assignments.ch02_zscore",
     "normlab.grading.assignments.ch03_batchnorm_math",
+    "normlab.grading.assignments.ch04_test_time",
+    "normlab.grading.assignments.ch05_ics",
+    "normlab.grading.assignments.ch06_alternatives",
 )
 
 Case = Mapping[str, Any]
