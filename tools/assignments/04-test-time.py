@@ -181,34 +181,19 @@ def fold_batchnorm(W, b, gamma, beta, running_mean, running_var, eps=1e-5):
 # %% [tests] id=test_fold_conv
 
 # %% [markdown]
-# ## Compare with torch, and measure the folding
+# ## Measure the folding
 #
-# Not graded. Your layer against `torch.nn.BatchNorm1d` in float64 over a few training
-# and eval calls (the differences should be 0 or a few units of 1e-16), then a Linear
-# layer followed by an eval-mode BN against the folded Linear: same outputs, one layer
-# less.
+# Not graded. A Linear layer followed by an eval-mode BN against the folded Linear: the
+# same outputs, one layer less. (To compare your layer with torch yourself, run the same
+# calls on `torch.nn.BatchNorm1d(C, momentum=None).double()` with `torch.tensor(x)`: the
+# differences should be 0 or a few units of 1e-16. This notebook does not import torch, so
+# that grading it stays fast.)
 
 # %%
 import time
 
-import torch
-
-torch.set_num_threads(1)
 rng = np.random.default_rng(4)
 try:
-    ours, theirs = BatchNorm1d(5, momentum=None), torch.nn.BatchNorm1d(5, momentum=None).double()
-    worst = 0.0
-    for mode in ["train", "train", "eval", "train", "eval"]:
-        ours.train(mode == "train")
-        theirs.train(mode == "train")
-        x = rng.normal(2.0, 3.0, size=(16, 5))
-        with torch.no_grad():
-            diff = np.abs(ours.forward(x) - theirs(torch.tensor(x)).numpy()).max()
-        worst = max(worst, diff)
-    print(f"largest |ours - torch| over 5 calls: {worst:.1e}")
-    print("running_var:", np.abs(ours.running_var - theirs.running_var.numpy()).max(),
-          " num_batches_tracked:", ours.num_batches_tracked, int(theirs.num_batches_tracked))
-
     W, b = rng.normal(size=(256, 256)), rng.normal(size=256)
     gamma, beta = rng.uniform(0.5, 2, 256), rng.normal(size=256)
     mean, var = rng.normal(size=256), rng.uniform(0.5, 2, 256)
@@ -224,4 +209,4 @@ try:
     print(f"Linear + BN: {(t1 - t0) / 20 * 1e3:.2f} ms, folded Linear: {(t2 - t1) / 20 * 1e3:.2f} ms,"
           f" largest difference {np.abs(y_two - y_one).max():.1e}")
 except NotImplementedError:
-    print("Implement the functions above first.")
+    print("Implement fold_batchnorm first.")
