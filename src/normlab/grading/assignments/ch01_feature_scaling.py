@@ -213,7 +213,7 @@ MM_PER_SAMPLE = Mistake(
 )
 MM_BY_MAX = Mistake(
     "divide_by_max",
-    "divides by the maximum instead of the range: (x - min) / (max - min).",
+    "divides by the maximum instead of the range: scale with (x - min) / (max - min).",
     _mm_fit(divide_by_max=True),
 )
 MM_REFIT = Mistake(
