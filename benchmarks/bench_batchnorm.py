@@ -52,23 +52,33 @@ SHAPES = [(512, 1024), (32, 64, 32, 32)]
 REPEATS = 16
 
 
-def median_ms(fns: dict, repeat: int = REPEATS, passes: int = 2) -> dict:
-    """Median time of one call in ms for each function.
+def minor_faults() -> int:
+    """Minor page faults so far: fresh memory the kernel had to map for this process."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def median_ms(fns: dict, repeat: int = REPEATS, passes: int = 2):
+    """Median time of one call in ms, and page faults per call, for each function.
 
     ``fns`` maps a name to ``(fn, threads)``; torch's thread count is set before timing.
     Each pass times every function in turn: a warm-up loop (which also picks the loop size,
-    at least 20 ms), then ``repeat // passes`` timed loops.
+    at least 20 ms), then ``repeat // passes`` timed loops, counting page faults over them.
     """
     samples = {name: [] for name in fns}
+    faults, calls = dict.fromkeys(fns, 0), dict.fromkeys(fns, 0)
     for _ in range(passes):
         for name, (fn, threads) in fns.items():
             torch.set_num_threads(threads)
             number = 1
             while timeit.timeit(fn, number=number) < 0.02:
                 number *= 2
+            before = minor_faults()
             loops = timeit.repeat(fn, number=number, repeat=max(1, repeat // passes))
+            faults[name] += minor_faults() - before
+            calls[name] += number * len(loops)
             samples[name] += [t / number for t in loops]
-    return {name: statistics.median(t) * 1e3 for name, t in samples.items()}
+    medians = {name: statistics.median(t) * 1e3 for name, t in samples.items()}
+    return medians, {name: faults[name] / calls[name] for name in fns}
 
 
 def make_inputs(shape, seed: int = 0):
@@ -112,15 +122,6 @@ def torch_step_fn(x, gamma, beta, dout):
     return step
 
 
-def page_faults_per_call(fn, calls: int = 20) -> float:
-    """Minor page faults per call (Linux/macOS getrusage): fresh memory the kernel must map."""
-    fn()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(calls):
-        fn()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
-
-
 def keep_heap_warm() -> bool:
     """Stop glibc from returning freed heap memory to the OS after every call (M_TRIM_THRESHOLD).
 
@@ -148,9 +149,8 @@ def report(shape, cores: int) -> bool:
         "torch1": (torch_step_fn(x, gamma, beta, dout), 1),
         "torch": (torch_step_fn(x, gamma, beta, dout), cores),
     }
-    t = median_ms(variants)
+    t, faults = median_ms(variants)
     torch.set_num_threads(cores)
-    faults = {k: page_faults_per_call(variants[k][0]) for k in ("numpy", "torch")}
     rows = [
         (f"torch F.batch_norm fwd+bwd, {cores} threads", t["torch"], None),
         ("torch F.batch_norm fwd+bwd, 1 thread", t["torch1"], None),
