@@ -327,28 +327,29 @@ def students_for(assignment: str) -> list[Student]:
         fails = cells if fails == "all" else fails
         students.append(Student(f"cheat{i}", edits=edits,
                                 expect={g: ("fail", f"called {routine}") for g in fails}))
-    # pack mistakes: a student gets several whose failing cells and edits do not overlap
+    # pack mistakes: a student gets several whose failing cells are disjoint and whose code
+    # is in different solution cells (two mistakes in one function can mask each other's
+    # message, so each such mistake gets a submission of its own)
     packed: list[tuple[set, set, Student]] = []
     for row in decl.expected:
         edits = VARIANTS[assignment][(row.check, row.mistake)]
-        olds = {old for _, old, _ in edits}
+        code_cells = {gid for gid, _, _ in edits}
         fails = set(row.fails)
         expect = {}
         for g in row.fails:
             key = row.messages.get(g, row.mistake)
             expect[g] = ("fail", _message_key(decl, g, key))
-        for used_cells, used_olds, st in packed:
-            if not (used_cells & fails) and not any(
-                    o in u or u in o for o in olds for u in used_olds):
+        for used_cells, used_code, st in packed:
+            if not (used_cells & fails) and not (used_code & code_cells):
                 st.edits += edits
                 st.expect.update(expect)
                 used_cells |= fails
-                used_olds |= olds
+                used_code |= code_cells
                 st.name += f"+{row.mistake}"
                 break
         else:
             st = Student(f"m{len(packed)}-{row.mistake}", edits=list(edits), expect=expect)
-            packed.append((set(fails), set(olds), st))
+            packed.append((set(fails), set(code_cells), st))
     students += [st for _, _, st in packed]
     return students
 
