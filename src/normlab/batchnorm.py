@@ -53,14 +53,14 @@ __all__ = [
 class BatchNormCache(NamedTuple):
     """What the forward pass keeps for the backward pass.
 
-    x: the input (a reference, not a copy: do not modify it before calling backward).
-    xc: the centred input ``x - mu``, shape of x (training caches; None in eval caches).
-    mu, var: the statistics used, shape (C,): batch mean and biased batch variance in
-        training, the running statistics in eval.
-    invstd: ``1 / sqrt(var + eps)``, shape (C,).
-    gamma: the scale, shape (C,), in x's dtype.
-    eps: the epsilon added to the variance.
-    training: True for ``batchnorm_forward``, False for ``batchnorm_eval_forward``.
+    - ``x``: the input (a reference, not a copy: do not modify it before calling backward).
+    - ``xc``: the centred input ``x - mu``, shape of x (training caches; None in eval caches).
+    - ``mu``, ``var``: the statistics used, shape (C,): batch mean and biased batch variance
+      in training, the running statistics in eval.
+    - ``invstd``: ``1 / sqrt(var + eps)``, shape (C,).
+    - ``gamma``: the scale, shape (C,), in x's dtype.
+    - ``eps``: the epsilon added to the variance.
+    - ``training``: True for ``batchnorm_forward``, False for ``batchnorm_eval_forward``.
     """
 
     x: np.ndarray

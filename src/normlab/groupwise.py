@@ -217,7 +217,7 @@ def _normalized_shape(gamma, beta, normalized_shape) -> tuple[int, ...]:
 def layernorm_forward(x, gamma, beta, eps: float = 1e-5, *, normalized_shape=None):
     """Layer norm over the trailing axes of shape ``normalized_shape`` (torch F.layer_norm).
 
-    Shapes: ``x`` (*, *normalized_shape); ``gamma``/``beta`` exactly ``normalized_shape`` or
+    Shapes: ``x`` ``(*, *normalized_shape)``; ``gamma``/``beta`` exactly ``normalized_shape`` or
     None; ``normalized_shape`` defaults to gamma's (else beta's) shape. Returns ``(out, cache)``.
     """
     x = as_float_array(x, "x")
