@@ -3,7 +3,8 @@
 - ``article002_classification``: article 002's data, ``make_classification(n_samples=1000,
   n_features=20)``, split into train and test.
 - ``digits``: the 8x8 digit images bundled inside scikit-learn (1797 images), as (N, 1, 8, 8).
-- ``make_blobs_tensors``-style helpers return torch tensors ready for a DataLoader.
+- ``to_tensors``: a split as torch tensors, ready for ``normlab.training.train``.
+
 Every function takes an explicit ``seed``; nothing is downloaded.
 """
 
