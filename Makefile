@@ -13,7 +13,7 @@ ASSIGNMENTS := $(notdir $(wildcard solutions/*))
 help:
 	@echo "make book       build the HTML book into _build/html (executes every chapter)"
 	@echo "make test       run the whole test suite (builds the book for the browser test)"
-	@echo "make test-fast  run the tests that need neither the book nor a browser"
+	@echo "make test-fast  run the quick tests (no book, no browser, no nbgrader runs)"
 	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader"
 	@echo "make bench      print the benchmark figures"
 
@@ -50,7 +50,7 @@ test: $(STAMP) system-deps book
 	$(BIN)/pytest tests
 
 test-fast: $(STAMP)
-	$(BIN)/pytest tests -m "not book"
+	$(BIN)/pytest tests -m "not book and not slow"
 
 exercises: $(STAMP)
 	$(BIN)/python -m normlab.grading.release
