@@ -24,8 +24,12 @@ VARIANTS_04 = {
         (BN, "self.running_var = (1 - f) * self.running_var + f * var * n / (n - 1)",
          "self.running_var = f * self.running_var + (1 - f) * var * n / (n - 1)")],
     ("bn_layer_train", "biased_running_var"): [(BN, "+ f * var * n / (n - 1)", "+ f * var")],
+    # the identity edit marks the line this mistake interacts with (with momentum=None as 0.1
+    # or an off-by-one average the initial running_var matters): the pipeline test then
+    # never packs it into one submission with the momentum=None mistakes
     ("bn_layer_train", "running_var_init_zero"): [
-        (BN, "self.running_var = np.ones(num_features)", "self.running_var = np.zeros(num_features)")],
+        (BN, "self.running_var = np.ones(num_features)", "self.running_var = np.zeros(num_features)"),
+        (BN, "f = 1.0 / self.num_batches_tracked if", "f = 1.0 / self.num_batches_tracked if")],
     ("bn_layer_train", "no_num_batches_tracked"): [
         (BN, "            self.num_batches_tracked += 1\n", "")],
     ("bn_layer_train", "unbiased_forward"): [
@@ -71,7 +75,7 @@ VARIANTS_04 = {
          "        if self.training:\n")],
     ("keras_momentum", "returns_m"): [("keras_momentum", "return 1.0 - m", "return m")],
     ("keras_momentum", "no_error_invalid"): [("keras_momentum", "if not 0.0 <= m <= 1.0:", "if False:")],
-    ("keras_momentum", "wrong_exception"): [
+    ("keras_momentum", "invalid_wrong_exception"): [
         ("keras_momentum", "raise ValueError(f\"momentum", "raise TypeError(f\"momentum")],
     ("fold_linear", "scales_columns"): [
         ("fold_batchnorm", "s.reshape((-1,) + (1,) * (W.ndim - 1))", "s.reshape((1, -1) + (1,) * (W.ndim - 2))")],
@@ -127,7 +131,7 @@ VARIANTS_05 = {
         (GC, "diff = (G - G2).norm().item()", "diff = ((G - G2).norm() / G.norm()).item()")],
     ("gradient_change_cos", "cos_not_normalized"): [
         (GC, "cos = (G @ G2 / (G.norm() * G2.norm())).item()", "cos = (G @ G2).item()")],
-    ("loss_along_gradient", "ascent"): [(LG, "params[k] - eta * g[k]", "params[k] + eta * g[k]")],
+    ("loss_along_gradient", "steps_uphill"): [(LG, "params[k] - eta * g[k]", "params[k] + eta * g[k]")],
     ("loss_along_gradient", "normalized_direction"): [
         (LG, "params[k] - eta * g[k]", "params[k] - eta * g[k] / g_flat.norm()")],
     ("loss_along_gradient", "new_gradient_norm"): [(LG, "(g2_flat - g_flat).norm()", "g2_flat.norm()")],
@@ -186,7 +190,7 @@ VARIANTS_06 = {
     ("normalize_axes", "eps_outside_sqrt"): [(NZ, "np.sqrt(var + eps)", "(np.sqrt(var) + eps)")],
     ("layer_norm", "batch_axis_included"): [(NL, "normalize(x, (1, 2, 3), eps)", "normalize(x, (0, 1, 2, 3), eps)")],
     ("layer_norm", "last_axis_only"): [(NL, "normalize(x, (1, 2, 3), eps)", "normalize(x, (3,), eps)")],
-    ("instance_norm", "batch_axis_included"): [(NL, "normalize(x, (2, 3), eps)", "normalize(x, (0, 2, 3), eps)")],
+    ("instance_norm", "normalizes_over_batch"): [(NL, "normalize(x, (2, 3), eps)", "normalize(x, (0, 2, 3), eps)")],
     ("instance_norm", "channels_included"): [(NL, "normalize(x, (2, 3), eps)", "normalize(x, (1, 2, 3), eps)")],
     ("group_norm", "no_affine"): [
         (NL, "    x_hat = normalize(grouped, (2, 3, 4), eps).reshape(N, C, H, W)\n"
@@ -213,7 +217,8 @@ VARIANTS_06 = {
         (WN, "(g * dg / norm ** 2)[:, None] * v", "(g * (dw * v).sum(axis=1) / norm ** 3)[:, None] * v")],
     ("weight_norm_dg", "uses_w"): [
         (WN, "    dg = (dw * v).sum(axis=1) / norm\n",
-         "    dg = (dw * v).sum(axis=1) / norm\n    dg_w = (dw * weight_norm(v, g)).sum(axis=1)\n"),
+         "    dg = (dw * v).sum(axis=1) / norm\n"
+         "    dg_w = (dw * g[:, None] * v / norm[:, None]).sum(axis=1)\n"),
         (WN, "    return dv, dg", "    return dv, dg_w")],
     ("weight_norm_dv", "norm_constant"): [
         (WN, "dv = (g / norm)[:, None] * dw - (g * dg / norm ** 2)[:, None] * v", "dv = (g / norm)[:, None] * dw")],

@@ -260,3 +260,32 @@ def test_numpy_notebooks_do_not_import_torch(name):
         nb = nbformat.read(ROOT / folder / name / f"{name}.ipynb", as_version=4)
         code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
         assert not re.search(r"^\s*(import|from)\s+torch", code, re.M)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_pipeline_submissions_in_process(name):
+    """The made-up submissions of tests/test_grading_pipeline.py (mistakes packed several to a
+    submission) score and explain as expected, in process: mistakes packed together must not
+    interact."""
+    import test_grading_pipeline as pipeline
+
+    problems = []
+    for st in pipeline.students_for(name):
+        if st.untouched or st.transform or st.name in ("solution", "stderr_warning"):
+            continue
+        results = run_in_process(name, st.edits)
+        failed = {g for g, text in results.items() if text}
+        if failed != set(st.expect):
+            problems.append(f"{st.name}: fails {sorted(failed)}, expected {sorted(st.expect)}")
+        for gid, (_, key) in st.expect.items():
+            if key is not None and key not in results.get(gid, ""):
+                problems.append(f"{st.name}/{gid}: {key[:60]!r} not in {results.get(gid)!r}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_mistake_ids_are_unique_in_the_table(name):
+    """The pipeline test finds a mistake's submission by the mistake id in its name."""
+    ids = [row.mistake for row in get_assignment(name).expected]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)

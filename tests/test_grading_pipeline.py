@@ -235,6 +235,15 @@ CHEATS = {
     ],
 }
 
+# Assignments 04-06: their student code lives in tests/grading_variants_04_06.py (shared with
+# the in-process tests of tests/test_grading_assignments_04_06.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from grading_variants_04_06 import CHEATS as _CHEATS_04_06  # noqa: E402
+from grading_variants_04_06 import VARIANTS as _VARIANTS_04_06  # noqa: E402
+
+VARIANTS.update(_VARIANTS_04_06)
+CHEATS.update(_CHEATS_04_06)
+
 
 # ----------------------------------------------------------------------------- submissions
 @dataclass
@@ -440,7 +449,8 @@ def feedback_text(graded: Graded, student: str) -> str:
 
 
 # ----------------------------------------------------------------------------- fixtures
-ASSIGNMENTS = ["01-feature-scaling", "02-zscore", "03-batchnorm-math"]
+ASSIGNMENTS = ["01-feature-scaling", "02-zscore", "03-batchnorm-math", "04-test-time", "05-ics",
+               "06-alternatives"]
 
 
 @pytest.fixture(scope="module")

@@ -399,7 +399,7 @@ MOMENTUM_NO_ERROR = Mistake(
     lambda case: {"outcome": RETURNED},
 )
 MOMENTUM_WRONG_EXC = Mistake(
-    "wrong_exception",
+    "invalid_wrong_exception",
     "raises an exception other than ValueError for a momentum outside [0, 1]; raise "
     "ValueError, the exception for an invalid argument value.",
     lambda case: {"outcome": RAISED_OTHER},
@@ -580,7 +580,7 @@ ASSIGNMENT = register_assignment(Assignment(
                  ("test_bn_layer_batch_of_one",)),
         Expected("returns_m", "keras_momentum", ("test_keras_momentum",)),
         Expected("no_error_invalid", "keras_momentum", ("test_keras_momentum",)),
-        Expected("wrong_exception", "keras_momentum", ("test_keras_momentum",)),
+        Expected("invalid_wrong_exception", "keras_momentum", ("test_keras_momentum",)),
         Expected("scales_columns", "fold_linear", FOLD_CELLS),
         Expected("bias_no_shift", "fold_linear", FOLD_CELLS),
         Expected("bias_no_beta", "fold_linear", FOLD_CELLS),

@@ -352,7 +352,7 @@ def _land(mistake):
 
 
 LAND_MISTAKES = (
-    Mistake("ascent", "steps to theta + eta * g; the landscape is explored where gradient "
+    Mistake("steps_uphill", "steps to theta + eta * g; the landscape is explored where gradient "
             "descent goes, at theta - eta * g.", _land("ascent")),
     Mistake("normalized_direction", "steps along the unit vector g / ||g||; Santurkar et "
             "al. step along the gradient itself, theta - eta * g (eta is a learning rate, "
@@ -479,7 +479,7 @@ ASSIGNMENT = register_assignment(Assignment(
         Expected("norm_of_g_prime", "gradient_change_diff", ("test_gradient_change_diff",)),
         Expected("relative", "gradient_change_diff", ("test_gradient_change_diff",)),
         Expected("cos_not_normalized", "gradient_change_cos", ("test_gradient_change_cos",)),
-        Expected("ascent", "loss_along_gradient", ("test_loss_along_gradient",)),
+        Expected("steps_uphill", "loss_along_gradient", ("test_loss_along_gradient",)),
         Expected("normalized_direction", "loss_along_gradient", ("test_loss_along_gradient",)),
         Expected("new_gradient_norm", "loss_along_gradient", ("test_loss_along_gradient",)),
         Expected("beta_not_normalized", "loss_along_gradient", ("test_loss_along_gradient",)),

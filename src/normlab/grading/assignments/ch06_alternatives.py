@@ -316,7 +316,7 @@ LAYER_MISTAKES = (
 ) + _common("layer_norm")
 
 INSTANCE_MISTAKES = (
-    Mistake("batch_axis_included", "includes the batch axis (0) in instance norm's statistics "
+    Mistake("normalizes_over_batch", "includes the batch axis (0) in instance norm's statistics "
             "(that is batch norm); instance norm has one mean and variance per sample AND "
             "channel, over the spatial axes (2, 3) only.",
             _norm("instance_norm", "batch_axis_included")),
@@ -583,7 +583,7 @@ ASSIGNMENT = register_assignment(Assignment(
         Expected("eps_outside_sqrt", "normalize_axes", NORM_CELLS, note=REUSES_NORMALIZE),
         Expected("batch_axis_included", "layer_norm", ("test_layer_norm",)),
         Expected("last_axis_only", "layer_norm", ("test_layer_norm",)),
-        Expected("batch_axis_included", "instance_norm", ("test_instance_norm",)),
+        Expected("normalizes_over_batch", "instance_norm", ("test_instance_norm",)),
         Expected("channels_included", "instance_norm", ("test_instance_norm",)),
         Expected("no_affine", "group_norm", ("test_group_norm",)),
         Expected("affine_per_group", "group_norm", ("test_group_norm",)),
