@@ -9,8 +9,10 @@ scalars keep their dtype. No pickle (``np.load(allow_pickle=False)``).
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import zipfile
 
 import numpy as np
 
@@ -65,7 +67,14 @@ def save_case(path: str, case: dict) -> None:
     arrays: dict = {}
     meta = _encode(dict(case), arrays)
     tmp = path + ".tmp.npz"
-    np.savez(tmp, __meta__=np.array(json.dumps(meta)), **arrays)
+    members = {"__meta__": np.array(json.dumps(meta, sort_keys=True)), **arrays}
+    # a reproducible npz (np.savez stamps the time): same case, same bytes
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+        for name, arr in members.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asarray(arr), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            zf.writestr(info, buf.getvalue())
     os.replace(tmp, path)
     if not same_case(load_case(path), case):
         os.unlink(path)

@@ -262,27 +262,50 @@ def _failed_result(task: dict, bundle, reason: str) -> dict:
             "timestamp": task.get("timestamp"), "notebooks": nbs, "worker": None, "timings": {}}
 
 
-@contextlib.contextmanager
-def _dask(args, n_workers: int):
-    """A Dask client: on the given scheduler, or on an embedded local cluster."""
-    from distributed import Client, LocalCluster
+class _Cluster:
+    """The Dask client, started in a background thread as soon as the command starts (the
+    workers import the grading code and render a first page while the coordinator reads
+    the submissions and prepares the gradebook)."""
 
-    if args.scheduler:
-        client = Client(args.scheduler, timeout=60)
+    def __init__(self, scheduler: str | None, n_workers: int):
+        import threading
+
+        self.scheduler, self.n_workers = scheduler, n_workers
+        self.client = self.cluster = self.error = None
+        self._thread = threading.Thread(target=self._start, name="normlab-grade-dask", daemon=True)
+        self._thread.start()
+
+    def _start(self):
         try:
-            yield client
-        finally:
-            client.close()
-        return
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, memory_limit=0,
-                           silence_logs=logging.ERROR)
-    client = Client(cluster)
-    try:
-        yield client
-    finally:
-        client.close()
-        cluster.close()
+            from distributed import Client, LocalCluster
+
+            from .pipeline import warm_up
+
+            if self.scheduler:
+                self.client = Client(self.scheduler, timeout=60)
+            else:
+                self.cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1,
+                                            processes=True, dashboard_address=None,
+                                            memory_limit=0, silence_logs=logging.ERROR)
+                self.client = Client(self.cluster)
+            self.client.run(warm_up)
+        except Exception as exc:  # reported when the client is needed
+            self.error = exc
+
+    def get(self):
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.client
+
+    def close(self):
+        self._thread.join()
+        for thing in (self.client, self.cluster):
+            if thing is not None:
+                try:
+                    thing.close()
+                except Exception:
+                    pass
 
 
 # ----------------------------------------------------------------------------- main
@@ -314,7 +337,8 @@ def main(argv=None) -> int:
         log(f"unknown assignment {only!r}; the course has: {', '.join(names)}")
         return 2
     started = time.monotonic()
-    with _locked(out):
+    n_workers = max(1, args.workers or os.cpu_count() or 1)
+    with _locked(out), contextlib.closing(_Cluster(args.scheduler, n_workers)) as cluster:
         specs = {a: course.spec(a) for a in names}
         try:
             intake = collect(args.submissions, specs, only)
@@ -348,10 +372,8 @@ def main(argv=None) -> int:
         results = []
         interrupted = False
         if tasks:
-            n_workers = args.workers or os.cpu_count() or 1
-            n_workers = max(1, min(n_workers, len(tasks)))
             try:
-                results = _run(args, tasks, bundles, limits, n_workers, out, db, course.config)
+                results = _run(args, cluster, tasks, bundles, limits, out, db, course.config)
             except KeyboardInterrupt:
                 interrupted = True
         from .report import write_reports
@@ -369,7 +391,7 @@ def main(argv=None) -> int:
     return 1 if bad else 0
 
 
-def _run(args, tasks, bundles, limits, n_workers, out, db, config) -> list:
+def _run(args, cluster, tasks, bundles, limits, out, db, config) -> list:
     from distributed import as_completed
 
     from .pipeline import grade_submission
@@ -382,35 +404,35 @@ def _run(args, tasks, bundles, limits, n_workers, out, db, config) -> list:
 
         bar = tqdm(total=len(tasks), unit="notebook", desc="grading", file=sys.stderr,
                    dynamic_ncols=True, mininterval=0.5)
-    with _dask(args, n_workers) as client:
-        shipped = {a: client.scatter(b, broadcast=True, hash=False) for a, b in bundles.items()}
-        futures = {}
-        for t in tasks:
-            f = client.submit(grade_submission, t, shipped[t["assignment"]], limits, pure=False,
-                              key=f"grade-{t['assignment']}-{t['student']}-{t['key'][:10]}")
-            futures[f.key] = (f, t)
-        failed = 0
-        for fut in as_completed([f for f, _ in futures.values()]):
-            _, task = futures[fut.key]
-            try:
-                res = fut.result()
-            except Exception as exc:  # KilledWorker, a worker without bwrap, ...
-                name = type(exc).__name__
-                reason = (f"the grading worker died while grading this submission ({name})"
-                          if name == "KilledWorker" else f"grading task failed: {name}: {exc}")
-                res = _failed_result(task, bundles[task["assignment"]], reason)
-            rec = _save_result(out, res)
-            try:
-                _gradebook_write(db, rec, out, config)
-            except Exception as exc:
-                rec.setdefault("notes", []).append(f"gradebook not updated: {type(exc).__name__}: {exc}")
-            results.append(rec)
-            if rec["status"] != "graded":
-                failed += 1
-            if bar is not None:
-                bar.set_postfix_str(f"failed {failed}", refresh=False)
-                bar.update(1)
-            fut.release()
+    client = cluster.get()
+    shipped = {a: client.scatter(b, broadcast=True, hash=False) for a, b in bundles.items()}
+    futures = {}
+    for t in tasks:
+        f = client.submit(grade_submission, t, shipped[t["assignment"]], limits, pure=False,
+                          key=f"grade-{t['assignment']}-{t['student']}-{t['key'][:10]}")
+        futures[f.key] = (f, t)
+    failed = 0
+    for fut in as_completed([f for f, _ in futures.values()]):
+        _, task = futures[fut.key]
+        try:
+            res = fut.result()
+        except Exception as exc:  # KilledWorker, a worker without bwrap, ...
+            name = type(exc).__name__
+            reason = (f"the grading worker died while grading this submission ({name})"
+                      if name == "KilledWorker" else f"grading task failed: {name}: {exc}")
+            res = _failed_result(task, bundles[task["assignment"]], reason)
+        rec = _save_result(out, res)
+        try:
+            _gradebook_write(db, rec, out, config)
+        except Exception as exc:
+            rec.setdefault("notes", []).append(f"gradebook not updated: {type(exc).__name__}: {exc}")
+        results.append(rec)
+        if rec["status"] != "graded":
+            failed += 1
+        if bar is not None:
+            bar.set_postfix_str(f"failed {failed}", refresh=False)
+            bar.update(1)
+        fut.release()
     if bar is not None:
         bar.close()
     return results

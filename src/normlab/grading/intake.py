@@ -57,7 +57,6 @@ import shutil
 import stat
 import tempfile
 import unicodedata
-import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -304,7 +303,7 @@ def repair_notebook(raw: bytes, name: str = "notebook") -> tuple[str, list[str]]
     seen: set = set()
     fixed_ids = 0
     kept = []
-    for cell in nb.cells:
+    for position, cell in enumerate(nb.cells):
         if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
             notes.append(f"{name}: dropped a cell of unknown type")
             continue
@@ -320,9 +319,13 @@ def repair_notebook(raw: bytes, name: str = "notebook") -> tuple[str, list[str]]
             cell["metadata"] = nbformat.NotebookNode()
         cid = cell.get("id")
         if not isinstance(cid, str) or not re.fullmatch(r"[a-zA-Z0-9-_]{1,64}", cid) or cid in seen:
-            cid = uuid.uuid4().hex[:8]
-            while cid in seen:
-                cid = uuid.uuid4().hex[:8]
+            # deterministic: the same file always gets the same ids (resuming relies on it)
+            salt = 0
+            while True:
+                cid = hashlib.sha1(f"{position}:{salt}:{src}".encode()).hexdigest()[:8]
+                if cid not in seen:
+                    break
+                salt += 1
             cell["id"] = cid
             fixed_ids += 1
         seen.add(cid)
@@ -435,6 +438,7 @@ class _File:
     filename: str  # the notebook/file name the student gave
     timestamp: str | None = None
     rank: tuple = ()
+    generic: bool = False
 
 
 def _classify(rel_parts: list[str], known: Mapping[str, AssignmentSpec]) -> dict | None:
@@ -477,7 +481,8 @@ def _classify(rel_parts: list[str], known: Mapping[str, AssignmentSpec]) -> dict
                         filename="/".join(parts[i + 2:]))
     # a folder per student: the folder that holds the file names the student
     if dirs:
-        return dict(student=dirs[-1], display=dirs[-1], assignment=None, filename=fname)
+        return dict(student=dirs[-1], display=dirs[-1], assignment=None, filename=fname,
+                    generic=True)
     return dict(student=None, display="", assignment=None, filename=fname)
 
 
@@ -568,9 +573,26 @@ def _collect_tree(root: Path, prefix: str, assignments, only, limits, tmp: Path,
             continue
         if info is None:
             continue
-        files.append(_File(path, rel, info["student"], info["display"], info["assignment"],
-                           info["filename"], info.get("timestamp"),
-                           (bool(info.get("late")), info.get("sid", 0))))
+        f = _File(path, rel, info["student"], info["display"], info["assignment"],
+                  info["filename"], info.get("timestamp"),
+                  (bool(info.get("late")), info.get("sid", 0)))
+        f.generic = bool(info.get("generic"))
+        files.append(f)
+    # a folder per student: the folder holding a notebook is the student's; other files
+    # belong to the student whose folder holds them, at any depth (or to nobody)
+    student_dirs = {f.path.parent: f.student for f in files
+                    if getattr(f, "generic", False) and f.filename.lower().endswith(".ipynb")}
+    siblings = {d.parent for d in student_dirs}
+    for f in files:
+        if getattr(f, "generic", False) and not f.filename.lower().endswith(".ipynb"):
+            home = next((p for p in f.path.parents if p in student_dirs), None)
+            if home is None and only and f.path.parent.parent in siblings:
+                # a student's folder beside the others, with no notebook in it
+                home = f.path.parent
+                student_dirs[home] = home.name
+            f.student = f.display = student_dirs.get(home) if home else None
+            if home is not None:
+                f.filename = str(f.path.relative_to(home))
     # timestamps from nbgrader's timestamp.txt
     stamps: dict = {}
     for path in _walk(root):

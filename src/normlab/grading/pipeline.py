@@ -349,22 +349,24 @@ def _post_execute(nb, resources, config):
     return _run_preprocessors(keep, nb, resources, config)
 
 
-def _feedback_html(nb, resources, config, scores, total, max_total, hidden_lines) -> tuple[str, list]:
-    """nbgrader's feedback HTML with the grades from ``scores`` (grade_id -> (score, max))."""
-    from nbconvert.exporters import HTMLExporter
-    from nbgrader.converters.generate_feedback import GenerateFeedback
-    from nbgrader.preprocessors import GetGrades
-    from traitlets.config import Config
+_EXPORTERS: dict = {}
 
-    notes: list = []
+
+def _set_grades_class():
+    from nbgrader.preprocessors import GetGrades
 
     class SetGrades(GetGrades):
-        """GetGrades without a database: the grades come from this grading run."""
+        """GetGrades without a database: the grades come from this grading run
+        (``grades``, ``total``, ``max_total`` are set before each export)."""
+
+        grades: dict = {}
+        total = 0.0
+        max_total = 0.0
 
         def preprocess(self, nb, resources):
             nb, resources = super(GetGrades, self).preprocess(nb, resources)
-            resources["nbgrader"]["score"] = total
-            resources["nbgrader"]["max_score"] = max_total
+            resources["nbgrader"]["score"] = self.total
+            resources["nbgrader"]["max_score"] = self.max_total
             resources["nbgrader"]["late_penalty"] = 0
             return nb, resources
 
@@ -374,9 +376,24 @@ def _feedback_html(nb, resources, config, scores, total, max_total, hidden_lines
                 meta["comment"] = None
             if meta.get("grade") or meta.get("task"):
                 gid = meta.get("grade_id")
-                if gid in scores:
-                    meta["score"], meta["points"] = scores[gid]
+                if gid in self.grades:
+                    meta["score"], meta["points"] = self.grades[gid]
             return cell, resources
+
+    return SetGrades
+
+
+def _exporter(config, key, extra_clear: bool):
+    """nbgrader's feedback exporter for this configuration, built once per worker process:
+    the HTML exporter with the feedback template and the course's
+    ``GenerateFeedback.preprocessors``, GetGrades replaced by SetGrades."""
+    cache_key = (key, extra_clear)
+    if cache_key in _EXPORTERS:
+        return _EXPORTERS[cache_key]
+    from nbconvert.exporters import HTMLExporter
+    from nbgrader.converters.generate_feedback import GenerateFeedback
+    from nbgrader.preprocessors import GetGrades
+    from traitlets.config import Config
 
     c = Config(copy.deepcopy(dict(config)))
     base = os.path.dirname(os.path.abspath(__import__("nbgrader").__file__))
@@ -390,35 +407,70 @@ def _feedback_html(nb, resources, config, scores, total, max_total, hidden_lines
                      "bootstrap", "dist", "css")]
     classes = _preprocessor_list(config, "GenerateFeedback", "preprocessors",
                                  GenerateFeedback.class_traits()["preprocessors"].default())
-
-    def render(nb_in, extra_clear: bool):
-        exporter = HTMLExporter(config=c)
-        for cls in classes:
-            cls = _import(cls)
-            if isinstance(cls, type) and issubclass(cls, GetGrades):
-                cls = SetGrades
+    exporter = HTMLExporter(config=c)
+    setter = None
+    for cls in classes:
+        cls = _import(cls)
+        if isinstance(cls, type) and issubclass(cls, GetGrades):
+            setter = _set_grades_class()(config=c)
+            exporter.register_preprocessor(setter, enabled=True)
+        else:
             exporter.register_preprocessor(cls)
-        if extra_clear:
-            from .nbgrader_ext import FeedbackWithoutHiddenTests
+    if extra_clear:
+        from .nbgrader_ext import FeedbackWithoutHiddenTests
 
-            exporter.register_preprocessor(FeedbackWithoutHiddenTests(config=c), enabled=True)
-        body, _ = exporter.from_notebook_node(copy.deepcopy(nb_in), resources=copy.deepcopy(resources))
+        exporter.register_preprocessor(FeedbackWithoutHiddenTests(config=c), enabled=True)
+    _EXPORTERS[cache_key] = (exporter, setter)
+    return exporter, setter
+
+
+def _feedback_html(nb, resources, config, key, scores, total, max_total, hidden_lines):
+    """nbgrader's feedback HTML with the grades from ``scores`` (grade_id -> (score, max)),
+    checked for hidden test lines; ``(html, notes)``."""
+    import html as htmlmod
+
+    notes: list = []
+
+    def render(extra_clear: bool):
+        exporter, setter = _exporter(config, key, extra_clear)
+        if setter is not None:
+            setter.grades, setter.total, setter.max_total = scores, total, max_total
+        body, _ = exporter.from_notebook_node(copy.deepcopy(nb), resources=copy.deepcopy(resources))
         return body
 
-    def leaks(html: str) -> list:
-        import html as htmlmod
-
-        plain = htmlmod.unescape(re.sub(r"<[^>]+>", "", html))
+    def leaks(text: str) -> list:
+        plain = htmlmod.unescape(re.sub(r"<[^>]+>", "", text))
         return [h for h in hidden_lines if h and h in plain]
 
-    body = render(nb, False)
+    body = render(False)
     if leaks(body):
         notes.append("feedback: hidden test lines were found after the course's preprocessors; "
                      "removed them again")
-        body = render(nb, True)
+        body = render(True)
         if leaks(body):
             raise RuntimeError("feedback would reveal hidden tests; not written")
     return body, notes
+
+
+def warm_up() -> str:
+    """Import what grading needs and render one page (run on each worker at start)."""
+    import nbformat
+    from nbgrader.preprocessors import Execute  # noqa: F401
+
+    from . import judge, registry  # noqa: F401
+    from .sandbox import _execute_class, _kernel_classes
+
+    _kernel_classes()
+    _execute_class()
+    registry.all_checks()
+    from traitlets.config import Config
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    try:
+        _feedback_html(nb, {"nbgrader": {"notebook": "warm"}}, Config(), "warm-up", {}, 0.0, 0.0, [])
+    except Exception:
+        pass
+    return os.uname().nodename
 
 
 # ----------------------------------------------------------------------------- the task
@@ -433,7 +485,7 @@ def grade_submission(task: dict, bundle: Bundle, limits: "_sandbox.Limits") -> d
         "display_name": task.get("display_name", ""), "digest": task["digest"],
         "key": task["key"], "grader_version": GRADER_VERSION, "status": "graded",
         "reason": None, "notes": list(task.get("notes", [])), "score": 0.0, "max_score": 0.0,
-        "timestamp": task.get("timestamp"), "notebooks": {}, "worker": os.uname().nodename,
+        "timestamp": task.get("timestamp"), "notebooks": {}, "worker": _worker_name(),
         "timings": {},
     }
     try:
@@ -477,6 +529,15 @@ def grade_submission(task: dict, bundle: Bundle, limits: "_sandbox.Limits") -> d
     return result
 
 
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        return f"{os.uname().nodename} {get_worker().address}"
+    except Exception:
+        return os.uname().nodename
+
+
 def _zero(result, bundle):
     for stem in bundle.notebooks:
         result["notebooks"][stem] = _missing_notebook(bundle, stem, result["reason"])
@@ -490,6 +551,22 @@ def _missing_notebook(bundle: Bundle, stem: str, reason: str) -> dict:
     return {"status": "rejected", "reason": reason, "score": 0.0,
             "max_score": float(sum(c["points"] for c in cells)), "cells": cells,
             "autograded": None, "feedback": None, "notes": [], "timings": {}}
+
+
+def _source_ids(env: dict, stem: str, assignment: str) -> set:
+    """The grade ids of every cell the gradebook knows in this notebook (solution, test,
+    task and locked cells)."""
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{env['db']}?mode=ro", uri=True)
+    try:
+        rows = con.execute(
+            "select s.name from source_cell s join notebook n on s.notebook_id = n.id "
+            "join assignment a on n.assignment_id = a.id where a.name = ? and n.name = ?",
+            (assignment, stem)).fetchall()
+    finally:
+        con.close()
+    return {r[0] for r in rows}
 
 
 def _grade_notebook(stem, text, task, bundle: Bundle, env: dict, limits) -> dict:
@@ -509,13 +586,20 @@ def _grade_notebook(stem, text, task, bundle: Bundle, env: dict, limits) -> dict
         # damaged grading metadata (e.g. an invented graded cell): drop the nbgrader
         # metadata of cells the source does not have, then try once more
         known = {gid for gid, _, _ in bundle.grade_cells.get(stem, [])}
+        known |= _source_ids(env, stem, bundle.assignment)
         nb = nbformat.reads(text, as_version=4)
         dropped = 0
-        for cell in nb.cells:
+        seen: set = set()
+        for cell in reversed(nb.cells):  # like DeduplicateIds: the last copy wins
             meta = cell.metadata.get("nbgrader")
-            if meta is not None and (not isinstance(meta, dict) or meta.get("grade_id") not in known):
+            if meta is None:
+                continue
+            gid = meta.get("grade_id") if isinstance(meta, dict) else None
+            if not isinstance(meta, dict) or gid not in known or gid in seen:
                 del cell.metadata["nbgrader"]
                 dropped += 1
+            else:
+                seen.add(gid)
         notes.append(f"nbgrader could not sanitize the notebook ({type(exc).__name__}: "
                      f"{_clip(exc, 200)}); removed the grading metadata of {dropped} cell(s) "
                      "the source does not have")
@@ -526,6 +610,8 @@ def _grade_notebook(stem, text, task, bundle: Bundle, env: dict, limits) -> dict
                                                   f"beyond repair ({type(exc2).__name__}: {_clip(exc2, 200)})")
             res["notes"] = notes
             return res
+    # nbgrader writes the sanitized notebook and reads it back before executing it
+    nb = nbformat.reads(nbformat.writes(nb), as_version=4)
     t_sanitize = time.monotonic() - t0
     files = {}
     fdir = Path(env["files"])
@@ -625,8 +711,8 @@ def _finish(stem, nb, resources, ex, bundle: Bundle, env, config, notes, timings
     t3 = time.monotonic()
     autograded = nbformat.writes(nb)
     try:
-        feedback, fb_notes = _feedback_html(nb, resources, config, scores, total, max_total,
-                                            bundle.hidden_lines.get(stem, []))
+        feedback, fb_notes = _feedback_html(nb, resources, config, bundle.digest, scores, total,
+                                            max_total, bundle.hidden_lines.get(stem, []))
         notes += fb_notes
     except Exception as exc:
         feedback = None

@@ -150,12 +150,43 @@ def _unavailable(qualname):
 
 
 def __getattr__(name):
-    if name.startswith("__"):
+    if name.startswith("__") or name in ("grading", "data"):  # real submodules: import them
         raise AttributeError(name)
     value = _unavailable(__name__ + "." + name)
     globals()[name] = value
     return value
+
+{names}
 '''
+
+
+def _stub_source(path: Path, version: str, keep: tuple = ()) -> str:
+    """A stub module for the normlab module in ``path``: every top-level name it defines
+    or re-exports is a stub that raises (defined up front, so that the tripwire names the
+    routine, not ``__getattr__``). Found by reading the source, not by importing it."""
+    import ast
+
+    names: set = set()
+    try:
+        tree = ast.parse(Path(path).read_text())
+    except (OSError, SyntaxError, ValueError):
+        tree = None
+    for node in (tree.body if tree is not None else []):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                for n in ast.walk(t):
+                    if isinstance(n, ast.Name):
+                        names.add(n.id)
+        elif isinstance(node, ast.ImportFrom) and node.level:  # from .x import y
+            names.update(a.asname or a.name for a in node.names if a.name != "*")
+    names = sorted(n for n in names if n.isidentifier() and not n.startswith("__")
+                   and n not in keep)
+    lines = "\n".join(f"{n} = _unavailable(__name__ + {('.' + n)!r})" for n in names)
+    return _STUB_INIT.format(version=version, names=lines)
+
 
 _CASES_SHIM = '''
 
@@ -206,7 +237,9 @@ def build_student_lib(dest: Path, seed: int) -> Path:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    (out / "__init__.py").write_text(_STUB_INIT.format(version=normlab.__version__))
+    # names of the package that are the kept submodules must stay importable
+    (out / "__init__.py").write_text(_stub_source(src / "__init__.py", normlab.__version__,
+                                                  keep=("grading", "data")))
     for entry in sorted(src.iterdir()):
         name = entry.name
         if name in ("__init__.py", "__pycache__") or name.startswith("."):
@@ -225,10 +258,11 @@ def build_student_lib(dest: Path, seed: int) -> Path:
         elif name == "data.py":
             shutil.copy2(entry, out / name)
         elif entry.suffix == ".py":
-            (out / name).write_text(_STUB_INIT.format(version=normlab.__version__))
-        elif entry.is_dir():
+            (out / name).write_text(_stub_source(entry, normlab.__version__))
+        elif entry.is_dir() and (entry / "__init__.py").exists():
             (out / name).mkdir()
-            (out / name / "__init__.py").write_text(_STUB_INIT.format(version=normlab.__version__))
+            (out / name / "__init__.py").write_text(
+                _stub_source(entry / "__init__.py", normlab.__version__))
     return Path(dest)
 
 
@@ -371,13 +405,23 @@ def _nproc_limit() -> int:
     return mine * 4 + 2048  # threads count too
 
 
-def bwrap_command(scratch: Path, sb: SandboxFiles, limits: Limits, inner: list[str]) -> list[str]:
+def _short_tmp() -> str:
+    """A writable folder with a short path: unix socket paths must stay under 108 bytes."""
+    for d in (os.environ.get("XDG_RUNTIME_DIR"), "/tmp", "/dev/shm", "/var/tmp",
+              tempfile.gettempdir()):
+        if d and len(d) < 40 and os.path.isdir(d) and os.access(d, os.W_OK | os.X_OK):
+            return d
+    return tempfile.gettempdir()
+
+
+def bwrap_command(scratch: Path, sb: SandboxFiles, limits: Limits, inner: list[str],
+                  comm: Path | None = None) -> list[str]:
     """The full command line: bwrap, its mounts and environment, the limit launcher,
     then ``inner`` (the kernel command)."""
     normlab_dir = _normlab_dir()
     bwrap = shutil.which("bwrap") or "bwrap"
     disk = str(int(limits.disk_mb * 2**20))
-    args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session",
+    args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--as-pid-1",
             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "grading"]
     args += _ro_system_binds()
     args += ["--ro-bind", str(scratch / "etc" / "passwd"), "/etc/passwd",
@@ -397,7 +441,7 @@ def bwrap_command(scratch: Path, sb: SandboxFiles, limits: Limits, inner: list[s
         args += ["--bind", str(host), f"{HOME}/{name}"]
     args += ["--bind", str(scratch / "records"), RECORDS,
              "--ro-bind", str(sb.cases), CASES,
-             "--bind", str(scratch / "comm"), str(scratch / "comm")]
+             "--bind", str(comm or scratch / "comm"), str(comm or scratch / "comm")]
     if (scratch / "mpl").is_dir():
         for f in (scratch / "mpl").iterdir():
             args += ["--ro-bind", str(f), f"/tmp/matplotlib/{f.name}"]
@@ -462,37 +506,55 @@ def _kernel_classes():
     from jupyter_client.manager import AsyncKernelManager
 
     class SandboxKernelClient(AsyncKernelClient):
-        """Refuses zmq messages larger than the output cap (a single huge output)."""
+        """Refuses zmq messages larger than the output cap (a single huge output), and
+        watches the IOPub connection: zmq drops such a message by disconnecting."""
+
+        iopub_monitor = None
 
         def _create_connected_socket(self, channel, identity=None):
-            limit = getattr(self.parent, "max_message_bytes", None)
-            url = self._make_url(channel)
             from jupyter_client.connect import channel_socket_types
 
+            limit = getattr(self.parent, "max_message_bytes", None)
+            url = self._make_url(channel)
             sock = self.context.socket(channel_socket_types[channel])
             sock.linger = 1000
             if limit:
                 sock.setsockopt(zmq.MAXMSGSIZE, int(limit))
             if identity:
                 sock.identity = identity
+            if channel == "iopub":
+                # a plain (not asyncio) PAIR socket, read by the watchdog thread
+                addr = f"inproc://normlab-iopub-monitor-{id(sock)}"
+                sock.monitor(addr, zmq.EVENT_DISCONNECTED)
+                mon = zmq.Context.shadow(self.context.underlying).socket(zmq.PAIR)
+                mon.connect(addr)
+                self.iopub_monitor = mon
             sock.connect(url)
             return sock
+
+        def stop_channels(self):
+            mon, self.iopub_monitor = self.iopub_monitor, None
+            if mon is not None:
+                try:
+                    mon.close(linger=0)
+                except Exception:
+                    pass
+            super().stop_channels()
 
     class SandboxKernelManager(AsyncKernelManager):
         """Starts the kernel inside bwrap; ipc transport; interrupts by message."""
 
         def __init__(self, *args, sandbox=None, **kwargs):
+            kwargs.setdefault("client_factory", SandboxKernelClient)
             super().__init__(*args, **kwargs)
             self.sandbox = sandbox  # (scratch, SandboxFiles, Limits)
             self.max_message_bytes = None
 
-        client_class = "normlab.grading.sandbox._SandboxKernelClient"
-
         def format_kernel_cmd(self, extra_arguments=None):
-            scratch, sb, limits = self.sandbox
+            scratch, sb, limits, comm = self.sandbox
             inner = [sys.executable, "-m", "ipykernel_launcher", "-f",
                      os.path.realpath(self.connection_file)] + list(extra_arguments or [])
-            return bwrap_command(scratch, sb, limits, inner)
+            return bwrap_command(scratch, sb, limits, inner, comm)
 
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             scratch = self.sandbox[0]
@@ -508,12 +570,6 @@ def _kernel_classes():
     globals()["_SandboxKernelClient"] = SandboxKernelClient
     _KM, _KC = SandboxKernelManager, SandboxKernelClient
     return _KM, _KC
-
-
-def __getattr__(name):
-    if name == "_SandboxKernelClient":
-        return _kernel_classes()[1]
-    raise AttributeError(name)
 
 
 def _execute_class():
@@ -536,6 +592,7 @@ def _execute_class():
             self.executed: set = set()
             self.timed_out: list = []
             self.current_cell = None
+            self.executing = False
 
         def _size(self, msg) -> int:
             content = msg.get("content", {})
@@ -572,9 +629,11 @@ def _execute_class():
 
         def preprocess_cell(self, cell, resources, index):
             self.current_cell = index
+            self.executing = True
             try:
                 cell, resources = super().preprocess_cell(cell, resources, index)
             finally:
+                self.executing = False
                 self._harvest(index)
             if cell.cell_type == "code" and cell.source.strip():
                 self.executed.add(index)
@@ -637,6 +696,8 @@ def execute_notebook(nb, sb: SandboxFiles, limits: Limits, config=None,
     config: the course's traitlets Config (``Execute.timeout`` and friends). Never raises
     for anything the student's code does; the reason is in ``failure``.
     """
+    import zmq
+
     KM, _ = _kernel_classes()
     Exec = _execute_class()
     scratch = Path(tempfile.mkdtemp(prefix="run-", dir=scratch_parent))
@@ -644,9 +705,11 @@ def execute_notebook(nb, sb: SandboxFiles, limits: Limits, config=None,
     _prepare_scratch(scratch, sb)
     state = {"reason": None, "kind": None, "cell": None}
     lock = threading.Lock()
-    km = KM(transport="ipc", ip=str(scratch / "comm" / "k"),
-            connection_file=str(scratch / "comm" / "kernel.json"),
-            sandbox=(scratch, sb, limits), kernel_name="python3")
+    # the kernel's unix sockets: a short path (at most 107 bytes), shared with the jail
+    comm = Path(tempfile.mkdtemp(prefix="ngk-", dir=_short_tmp()))
+    os.chmod(comm, 0o777)
+    km = KM(transport="ipc", ip=str(comm / "k"), connection_file=str(comm / "kernel.json"),
+            sandbox=(scratch, sb, limits, comm), kernel_name="python3")
     km.max_message_bytes = int(limits.max_output_mb * 2**20) + 2**20
     try:
         km.kernel_spec.interrupt_mode = "message"  # signals do not cross into the jail
@@ -675,17 +738,43 @@ def execute_notebook(nb, sb: SandboxFiles, limits: Limits, config=None,
     stop = threading.Event()
     start = time.monotonic()
 
+    def alive():
+        prov = getattr(km, "provisioner", None)
+        proc = getattr(prov, "process", None) if prov else None
+        return proc is not None and proc.poll() is None
+
     def watchdog():
+        from zmq.utils.monitor import recv_monitor_message
+
         while not stop.wait(limits.poll):
+            cell = (ex.current_cell or 0) + 1
             if time.monotonic() - start > limits.timeout:
                 kill("timeout", f"the notebook ran longer than the time limit of {limits.timeout:g} s "
-                                f"(stopped in cell {(ex.current_cell or 0) + 1})", ex.current_cell)
+                                f"(stopped in cell {cell})", ex.current_cell)
                 return
             used, files = _dir_usage(scratch / "records", limits.max_records)
             if used > limits.disk_mb * 2**20 or files > limits.max_records:
                 kill("disk", f"the notebook wrote more than {limits.disk_mb} MiB or "
-                             f"{limits.max_records} files to the grading folder", ex.current_cell)
+                             f"{limits.max_records} files to the grading folder (in cell {cell})",
+                     ex.current_cell)
                 return
+            try:
+                if (scratch / "kernel.log").stat().st_size > 8 * 2**20:
+                    kill("output", f"the kernel wrote more than 8 MiB to its own stdout/stderr "
+                                   f"(in cell {cell})", ex.current_cell)
+                    return
+            except OSError:
+                pass
+            mon = getattr(getattr(ex, "kc", None), "iopub_monitor", None)
+            try:
+                if mon is not None and ex.executing and mon.poll(0):
+                    event = recv_monitor_message(mon)
+                    if event.get("event") == zmq.EVENT_DISCONNECTED and not stop.wait(0.3) and alive():
+                        kill("output", f"a single output was larger than the limit of "
+                                       f"{limits.max_output_mb:g} MiB (in cell {cell})", ex.current_cell)
+                        return
+            except Exception:
+                pass
 
     wd = threading.Thread(target=watchdog, daemon=True)
     wd.start()
@@ -735,6 +824,14 @@ def execute_notebook(nb, sb: SandboxFiles, limits: Limits, config=None,
             log_file.close()
         state["reason"] = kill_reason
     failure, kind = state["reason"], state["kind"]
+    if failure is None:
+        for index, cell in enumerate(nb.cells):
+            if any(o.get("output_type") == "error" and o.get("ename") == "MemoryError"
+                   for o in cell.get("outputs", []) if cell.get("cell_type") == "code"):
+                failure, kind = (f"the notebook ran out of memory (limit {limits.memory_mb} MiB): "
+                                 f"MemoryError in cell {index + 1}"), "memory"
+                state["cell"] = index
+                break
     log = ""
     try:
         with open(scratch / "kernel.log", "rb") as fh:
@@ -750,6 +847,7 @@ def execute_notebook(nb, sb: SandboxFiles, limits: Limits, config=None,
         stopped_at=state["cell"], executed=set(ex.executed),
         timed_out_cells=list(ex.timed_out), seconds=time.monotonic() - start, kernel_log=log)
     result.scratch = scratch
+    shutil.rmtree(comm, ignore_errors=True)
     if not keep_scratch:
         result.cleanup = lambda: shutil.rmtree(scratch, ignore_errors=True)
     else:
