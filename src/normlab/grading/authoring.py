@@ -98,10 +98,18 @@ def test_cell_source(assignment: Assignment, grade_id: str, preamble: str = "") 
     return "\n".join(lines)
 
 
+def _md(text: str) -> str:
+    """Plain text for a markdown table cell: ``|`` would end the cell (``||G - G'||``), ``*``
+    and ``<`` could start emphasis or an HTML tag (``||v||**2``, ``<G, G'>``)."""
+    for ch in "\\|*<":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
 def points_table(assignment: Assignment) -> str:
     rows = ["| Test cell | What it checks | Points |", "|---|---|---|"]
     for c in assignment.cells:
-        rows.append(f"| `{c.grade_id}` | {c.what} (`{c.function}`) | {c.points} |")
+        rows.append(f"| `{c.grade_id}` | {_md(c.what)} (`{c.function}`) | {c.points} |")
     rows.append(f"| | **Total** | **{assignment.total}** |")
     return "\n".join(rows)
 
@@ -115,10 +123,10 @@ def mistakes_table(assignment: Assignment) -> str:
         chk = get_check(row.check)
         m = chk.mistake(row.mistake)
         fails = ", ".join(f"`{g}`" for g in row.fails)
-        note = f" ({row.note})" if row.note else ""
+        note = f" ({_md(row.note)})" if row.note else ""
         rows.append(
             f"| in `{chk.function}`: {row.mistake.replace('_', ' ')}{note} | "
-            f"{m.message} | {fails} | {assignment.expected_score(row)} |"
+            f"{_md(m.message)} | {fails} | {assignment.expected_score(row)} |"
         )
     return "\n".join(rows)
 
