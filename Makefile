@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PY     := $(BIN)/python
 ASSIGNMENTS := $(notdir $(wildcard solutions/*))
 
-.PHONY: help venv book book-clean test test-fast system-deps exercises bench clean
+.PHONY: help venv book book-clean test test-fast system-deps exercises bench bench-grading clean
 
 help:
 	@echo "make book       build the HTML book into _build/html (executes every chapter)"
@@ -57,6 +57,12 @@ exercises: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_batchnorm.py
+
+# Serial `nbgrader autograde` against `normlab-grade` on K synthetic submissions per
+# assignment, in the same run (minutes). Needs bubblewrap: `make system-deps`.
+BENCH_K ?= 4
+bench-grading: $(STAMP) system-deps
+	$(PY) -m normlab.grading.bench --k $(BENCH_K)
 
 clean:
 	rm -rf _build .pytest_cache

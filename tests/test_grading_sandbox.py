@@ -252,6 +252,12 @@ def snoop(paths):
     return _insert_before(_sol(), "test_zscore_basic", probe)
 
 
+def html_injection():
+    return _insert_before(_sol(), "test_zscore_basic",
+                          "from IPython.display import HTML, display\n"
+                          "display(HTML(\"<script>document.title='pwned'</script><b>hi</b>\"))")
+
+
 def shadow_module(folder: Path):
     H.write_nb(folder / f"{A}.ipynb", _rel())
     (folder / "normlab" / "grading").mkdir(parents=True)
@@ -286,6 +292,7 @@ ATTACKS = {
     "prefilled_outputs": (prefilled_outputs, "graded", 0, None, "NotImplementedError"),
     "torch_library": (torch_library, "graded", 0, None, "not available while grading"),
     "snoop": ("snoop", "graded", 20, None, None),
+    "html_injection": (html_injection, "graded", 20, None, None),
     "shadow_module": (shadow_module, "graded", 0, None, "NotImplementedError"),
     "missing_notebook": ("missing", "rejected", 0, "was not submitted", None),
     "malformed_json": ("malformed", "rejected", 0, "not valid JSON", None),
@@ -394,6 +401,12 @@ def test_feedback_never_shows_hidden_tests(run):
         text = f.read_text()
         assert not any(h in text for h in hidden), f
         assert "BEGIN HIDDEN TESTS" not in text
+
+
+def test_feedback_has_no_student_scripts(run):
+    page = (run["out"] / "feedback" / "html_injection" / A / f"{A}.html").read_text()
+    # the output's markup is kept, its script is not (the source is shown escaped)
+    assert "<script>document.title='pwned'" not in page and "<b>hi</b>" in page
 
 
 def test_outputs_were_capped(run):

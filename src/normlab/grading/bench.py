@@ -119,7 +119,8 @@ def _execute_alone(paths: list[Path], workdir: Path) -> list[float]:
             nb = nbformat.read(str(p), as_version=4)
             t = time.perf_counter()
             NotebookClient(nb, timeout=30, allow_errors=True, kernel_name="python3",
-                           resources={"metadata": {"path": str(workdir)}}).execute()
+                           resources={"metadata": {"path": str(workdir)}}).execute(
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             times.append(time.perf_counter() - t)
     finally:
         os.environ.clear()

@@ -121,6 +121,15 @@ def _seed(arg: int | None) -> tuple[int, str | None]:
     return seed, warn
 
 
+_T0 = time.monotonic()
+
+
+def _phase(name: str) -> None:
+    """With NORMLAB_GRADE_TIMINGS=1, print when each phase of the run starts."""
+    if os.environ.get("NORMLAB_GRADE_TIMINGS"):
+        print(f"normlab-grade: [{time.monotonic() - _T0:7.2f} s] {name}", file=sys.stderr, flush=True)
+
+
 def _key(bundle_digest: str, sub_digest: str, limits) -> str:
     import dataclasses
 
@@ -178,6 +187,15 @@ def _done(out: Path, key: str, assignment: str, student: str, retry_failed: bool
             if f and not (out / f).exists():
                 return None
     return rec
+
+
+def _looks_new(out: Path, sub, retry_failed: bool) -> bool:
+    """A cheap guess, before the bundles exist: no record, or one for other content."""
+    try:
+        rec = json.loads(_result_path(out, sub.assignment, sub.student).read_text())
+    except (OSError, ValueError):
+        return True
+    return rec.get("digest") != sub.digest() or (retry_failed and rec.get("status") == "failed")
 
 
 def _synced_marker(out: Path, assignment: str, student: str) -> Path:
@@ -262,6 +280,10 @@ def _failed_result(task: dict, bundle, reason: str) -> dict:
             "timestamp": task.get("timestamp"), "notebooks": nbs, "worker": None, "timings": {}}
 
 
+class _SetupError(Exception):
+    pass
+
+
 class _Cluster:
     """The Dask client, started in a background thread as soon as the command starts (the
     workers import the grading code and render a first page while the coordinator reads
@@ -295,7 +317,8 @@ class _Cluster:
     def get(self):
         self._thread.join()
         if self.error is not None:
-            raise self.error
+            where = f"the Dask scheduler at {self.scheduler}" if self.scheduler else "a local Dask cluster"
+            raise _SetupError(f"cannot use {where}: {type(self.error).__name__}: {self.error}")
         return self.client
 
     def close(self):
@@ -306,6 +329,21 @@ class _Cluster:
                     thing.close()
                 except Exception:
                     pass
+        self.client = self.cluster = None
+
+    def close_soon(self):
+        """Start closing in the background (the reports are written meanwhile)."""
+        import threading
+
+        self._closer = threading.Thread(target=self.close, daemon=True)
+        self._closer.start()
+
+    def join(self):
+        closer = getattr(self, "_closer", None)
+        if closer is not None:
+            closer.join()
+        else:
+            self.close()
 
 
 # ----------------------------------------------------------------------------- main
@@ -338,9 +376,17 @@ def main(argv=None) -> int:
         return 2
     started = time.monotonic()
     n_workers = max(1, args.workers or os.cpu_count() or 1)
-    with _locked(out), contextlib.closing(_Cluster(args.scheduler, n_workers)) as cluster:
+    with _locked(out), contextlib.ExitStack() as stack:
+        cluster = None
+
+        def start_cluster():
+            c = _Cluster(args.scheduler, n_workers)
+            stack.callback(c.join)
+            return c
+
         specs = {a: course.spec(a) for a in names}
         try:
+            _phase("intake")
             intake = collect(args.submissions, specs, only)
         except (UnsafeArchive, FileNotFoundError) as exc:
             log(str(exc))
@@ -348,8 +394,11 @@ def main(argv=None) -> int:
         rejections = [dict(path=r.path, reason=r.reason, student=r.student, assignment=r.assignment)
                       for r in intake.rejections]
         assignments = sorted({s.assignment for s in intake.submissions})
+        if args.force or any(_looks_new(out, sub, args.retry_failed) for sub in intake.submissions):
+            cluster = start_cluster()  # workers warm up while the coordinator prepares
         db = (args.gradebook.resolve() if args.gradebook else out / "gradebook.db")
         bundles = {}
+        _phase("gradebook and bundles")
         for a in assignments:
             course_mod.ensure_gradebook(course, a, db)
             bundles[a] = course_mod.build_bundle(course, a, db, seed, args.expose_libraries)
@@ -372,10 +421,18 @@ def main(argv=None) -> int:
         results = []
         interrupted = False
         if tasks:
+            if cluster is None:
+                cluster = start_cluster()
             try:
+                _phase("grading")
                 results = _run(args, cluster, tasks, bundles, limits, out, db, course.config)
             except KeyboardInterrupt:
                 interrupted = True
+            except _SetupError as exc:
+                log(str(exc))
+                return 2
+        if cluster is not None:
+            cluster.close_soon()
         from .report import write_reports
 
         every = sorted(set(names) & {p.name for p in (out / "results").iterdir()}) \
@@ -383,7 +440,10 @@ def main(argv=None) -> int:
         from .report import atomic_write
 
         atomic_write(out / "rejected.json", json.dumps(rejections, indent=1))
+        _phase("reports")
         write_reports(out, every, rejections)
+        _phase("waiting for the cluster to close")
+    _phase("done")
     _final_count(results, skipped, rejections, log, time.monotonic() - started, interrupted, out)
     if interrupted:
         return 130
@@ -405,9 +465,15 @@ def _run(args, cluster, tasks, bundles, limits, out, db, config) -> list:
         bar = tqdm(total=len(tasks), unit="notebook", desc="grading", file=sys.stderr,
                    dynamic_ncols=True, mininterval=0.5)
     client = cluster.get()
+    _phase("cluster ready")
     shipped = {a: client.scatter(b, broadcast=True, hash=False) for a, b in bundles.items()}
     futures = {}
+    by_assignment: dict = {}
     for t in tasks:
+        by_assignment.setdefault(t["assignment"], []).append(t)
+    queues = list(by_assignment.values())
+    order = [q[i] for i in range(max(map(len, queues))) for q in queues if i < len(q)]
+    for t in order:
         f = client.submit(grade_submission, t, shipped[t["assignment"]], limits, pure=False,
                           key=f"grade-{t['assignment']}-{t['student']}-{t['key'][:10]}")
         futures[f.key] = (f, t)
@@ -421,6 +487,8 @@ def _run(args, cluster, tasks, bundles, limits, out, db, config) -> list:
             reason = (f"the grading worker died while grading this submission ({name})"
                       if name == "KilledWorker" else f"grading task failed: {name}: {exc}")
             res = _failed_result(task, bundles[task["assignment"]], reason)
+        if not results:
+            _phase("first result")
         rec = _save_result(out, res)
         try:
             _gradebook_write(db, rec, out, config)
@@ -435,6 +503,7 @@ def _run(args, cluster, tasks, bundles, limits, out, db, config) -> list:
         fut.release()
     if bar is not None:
         bar.close()
+    _phase("last result")
     return results
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import os
 import re
 import shutil
@@ -117,6 +118,7 @@ def _materialize(bundle: Bundle) -> dict:
 
         got = {"dir": str(root), "db": str(db), "lib": str(lib), "cases": str(root / "cases"),
                "files": str(root / "files"), "config": Config(copy.deepcopy(bundle.config)),
+               "config_key": json.dumps(bundle.config, sort_keys=True, default=str),
                "case_cache": {}}
         _CACHE[bundle.digest] = got
         return got
@@ -198,6 +200,67 @@ def _case(cache: dict, check_id: str, seed: int, hidden: bool):
     return {k: (v.copy() if isinstance(v, np.ndarray) else copy.deepcopy(v)) for k, v in case.items()}
 
 
+def _fingerprint(value) -> str:
+    """A content hash of a case (arrays by dtype, shape and bytes)."""
+    import hashlib
+
+    h = hashlib.sha256()
+
+    def walk(v):
+        if isinstance(v, np.ndarray):
+            h.update(f"a{v.dtype.str}{v.shape}".encode())
+            h.update(np.ascontiguousarray(v).tobytes())
+        elif isinstance(v, dict):
+            h.update(b"d")
+            for k in v:
+                h.update(repr(k).encode())
+                walk(v[k])
+        elif isinstance(v, (list, tuple)):
+            h.update(b"l" if isinstance(v, list) else b"t")
+            for x in v:
+                walk(x)
+        else:
+            h.update(f"{type(v).__name__}:{v!r}".encode())
+
+    walk(value)
+    return h.hexdigest()
+
+
+def _memoize(fn, cache: dict):
+    def memo(case, *args, **kwargs):
+        if args or kwargs:
+            return fn(case, *args, **kwargs)
+        key = _fingerprint(case)
+        if key not in cache:
+            cache[key] = fn(case)
+        return copy.deepcopy(cache[key])
+
+    memo._normlab_memo = True
+    return memo
+
+
+def _memoize_check(check_id: str) -> None:
+    """Compute each reference (and each recognised mistake's wrong answer) once per case in
+    this worker: they are pure functions of the case, and some (05-ics trains a network)
+    take seconds. Adapter over the registry's private table; without it, judging is the same,
+    only slower."""
+    import dataclasses
+
+    from . import registry
+
+    try:
+        chk = registry.get_check(check_id)
+        if getattr(chk.reference, "_normlab_memo", False):
+            return
+        mistakes = tuple(
+            dataclasses.replace(m, wrong=_memoize(m.wrong, {})) if m.wrong is not None else m
+            for m in chk.mistakes)
+        registry._CHECKS[check_id] = dataclasses.replace(
+            chk, reference=_memoize(chk.reference, {}), mistakes=mistakes)
+    except Exception:
+        pass
+
+
 def _judge_cell(checks, paths, seed: int, case_cache: dict, not_run: str | None):
     """Verdicts for one test cell: list of (check_id, hidden, passed, kind, message)."""
     from .cases import VISIBLE_SEED
@@ -232,6 +295,7 @@ def _judge_cell(checks, paths, seed: int, case_cache: dict, not_run: str | None)
                     error = ("Exception", "unknown")
                 seed_used = seed if hidden else VISIBLE_SEED
                 case = _case(case_cache, cid, seed_used, hidden)
+                _memoize_check(cid)
                 v = judge(cid, case, outputs, hidden=hidden, tripwire=tripwire, error=error)
                 verdicts.append((cid, hidden, v.passed, v.mistake_id, v.message,
                                  error[0] if (error and v.mistake_id == "exception") else None))
@@ -402,6 +466,8 @@ def _exporter(config, key, extra_clear: bool):
     if "extra_template_basedirs" not in c.HTMLExporter:
         c.HTMLExporter.extra_template_basedirs = [
             os.path.join(base, "server_extensions", "formgrader", "templates")]
+    # outputs are the student's: no script or active HTML in a page someone will open
+    c.HTMLExporter.sanitize_html = True
     c.HTMLExporter.extra_template_paths = [
         os.path.join(base, "server_extensions", "formgrader", "static", "node_modules",
                      "bootstrap", "dist", "css")]
@@ -711,8 +777,8 @@ def _finish(stem, nb, resources, ex, bundle: Bundle, env, config, notes, timings
     t3 = time.monotonic()
     autograded = nbformat.writes(nb)
     try:
-        feedback, fb_notes = _feedback_html(nb, resources, config, bundle.digest, scores, total,
-                                            max_total, bundle.hidden_lines.get(stem, []))
+        feedback, fb_notes = _feedback_html(nb, resources, config, env["config_key"], scores,
+                                            total, max_total, bundle.hidden_lines.get(stem, []))
         notes += fb_notes
     except Exception as exc:
         feedback = None
