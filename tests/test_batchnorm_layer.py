@@ -1,10 +1,23 @@
-"""normlab BatchNorm layers against torch.nn.BatchNorm1d/2d/3d (torch 2.13, float64)."""
+"""normlab BatchNorm layers against torch.nn.BatchNorm1d/2d/3d (torch 2.13, float64).
+
+float64 results are compared with ``np.array_equal`` (bit for bit) when torch runs its
+FMA kernels (CPU capability AVX2 or AVX512, torch 2.13); elsewhere, and for float32, with
+tolerances (see the layers' module docstring).
+"""
+
+import contextlib
+import math
+import os
+import subprocess
+import sys
+from fractions import Fraction
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from normlab import (
     BatchNorm,
@@ -14,8 +27,27 @@ from normlab import (
     keras_to_torch_momentum,
     torch_to_keras_momentum,
 )
+from normlab._torch_cpu import fma
 
 torch.set_default_dtype(torch.float64)
+
+TORCH_FMA_KERNELS = (torch.__version__.startswith("2.13.")
+                     and torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"))
+bit_exact = pytest.mark.skipif(
+    not TORCH_FMA_KERNELS,
+    reason="bit-exactness is claimed for torch 2.13's AVX2/AVX512 CPU kernels only",
+)
+
+
+@contextlib.contextmanager
+def torch_threads(n):
+    """Run torch with n intra-op threads (restored afterwards)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 LAYERS = {1: (BatchNorm1d, torch.nn.BatchNorm1d), 2: (BatchNorm2d, torch.nn.BatchNorm2d),
           3: (BatchNorm3d, torch.nn.BatchNorm3d)}
@@ -37,19 +69,42 @@ def randomize_affine(ours, theirs, rng):
     ours.load_state_dict(theirs.state_dict())
 
 
-def assert_same_state(ours, theirs):
+def assert_same_state(ours, theirs, exact=False):
     for name in ("running_mean", "running_var", "num_batches_tracked"):
         mine, ref = getattr(ours, name), getattr(theirs, name)
         if ref is None:
             assert mine is None, name
         elif name == "num_batches_tracked":
             assert int(mine) == int(ref)
+        elif exact:
+            np.testing.assert_array_equal(mine, ref.numpy(), err_msg=name)
         else:
             np.testing.assert_allclose(mine, ref.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
 
 
+def step_exact(ours, theirs, x, dout):
+    """One forward + backward through both; output, dx, parameter gradients and buffers must
+    be equal bit for bit."""
+    xt = torch.tensor(x, requires_grad=True)
+    theirs.zero_grad()
+    yt = theirs(xt)
+    yt.backward(torch.tensor(dout))
+    np.testing.assert_array_equal(ours(x), yt.detach().numpy(), err_msg="output")
+    np.testing.assert_array_equal(ours.backward(dout), xt.grad.numpy(), err_msg="dx")
+    for grad, param, name in ((ours.grad_weight, theirs.weight, "grad_weight"),
+                              (ours.grad_bias, theirs.bias, "grad_bias")):
+        if param is None:
+            assert grad is None
+        else:
+            np.testing.assert_array_equal(grad, param.grad.numpy(), err_msg=name)
+    assert_same_state(ours, theirs, exact=True)
+
+
 def step_both(ours, theirs, x, dout):
-    """One forward + backward through both; compare output, gradients and buffers."""
+    """One forward + backward through both; compare output, gradients and buffers (bit for
+    bit for float64 where the claim holds, else to rounding error)."""
+    if TORCH_FMA_KERNELS and x.dtype == np.float64:
+        return step_exact(ours, theirs, x, dout)
     xt = torch.tensor(x, requires_grad=True)
     theirs.zero_grad()
     yt = theirs(xt)
@@ -104,6 +159,259 @@ def test_train_eval_sequence_matches_torch_every_step(momentum, kind, rank):
         x = rng.standard_normal(shape) * (1 + step % 4) + shift.reshape(channel)
         step_both(ours, theirs, x, rng.standard_normal(shape))
     assert int(ours.num_batches_tracked) == sum(t for t, _ in SCHEDULE)
+
+
+# ------------------------------------------------------------------ bit for bit (float64)
+
+# per-sample shapes (C, *L) of BatchNorm1d input: C <= 16 and C > 16 take different
+# accumulation orders in torch when N <= its thread count; odd, even and short (< 4) L differ
+# in the kernels' vector tails
+EXACT_SAMPLES = [(5,), (19,), (3, 7), (4, 8), (6, 3), (2, 1)]
+
+
+@bit_exact
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("momentum", [0.1, 0.5, None])
+@pytest.mark.parametrize("sample", EXACT_SAMPLES, ids=lambda s: "x".join(map(str, s)))
+def test_batchnorm1d_is_bit_exact_over_a_mixed_train_eval_sequence(threads, momentum, sample):
+    """24 train/eval steps (N = 0, 1, 2 ... 32): outputs, dx, grads and buffers all EQUAL."""
+    rng = np.random.default_rng(len(sample) * 100 + sample[0] * 7 + threads)
+    c = sample[0]
+    with torch_threads(threads):
+        ours = BatchNorm1d(c, momentum=momentum)
+        theirs = torch.nn.BatchNorm1d(c, momentum=momentum)
+        randomize_affine(ours, theirs, rng)
+        shift = (rng.standard_normal(c) * 5).reshape((-1,) + (1,) * (len(sample) - 1))
+        for step, (training, n) in enumerate(SCHEDULE):
+            ours.train(training)
+            theirs.train(training)
+            x = rng.standard_normal((n,) + sample) * (1 + 3 * (step % 4)) + shift
+            step_exact(ours, theirs, x, rng.standard_normal(x.shape))
+    assert int(ours.num_batches_tracked) == sum(t for t, _ in SCHEDULE)
+
+
+@bit_exact
+@pytest.mark.parametrize("kwargs", [{"affine": False}, {"bias": False},
+                                    {"track_running_stats": False}, {"eps": 1e-3}])
+def test_bit_exact_without_affine_bias_or_running_stats(kwargs):
+    rng = np.random.default_rng(21)
+    ours, theirs = make_pair(1, 7, **kwargs)
+    randomize_affine(ours, theirs, rng)
+    for training, n in SCHEDULE[:12]:
+        if n < 2 and (training or not theirs.track_running_stats):
+            continue
+        ours.train(training)
+        theirs.train(training)
+        for sample in ((7,), (7, 5)):
+            x = rng.standard_normal((n,) + sample) * 2 - 1
+            step_exact(ours, theirs, x, rng.standard_normal(x.shape))
+
+
+@bit_exact
+@pytest.mark.parametrize("kind,spatial", [(2, (3, 5)), (3, (2, 3, 3))])
+def test_batchnorm2d_3d_share_the_bit_exact_kernels(kind, spatial):
+    rng = np.random.default_rng(kind)
+    ours, theirs = make_pair(kind, 3, momentum=0.3)
+    randomize_affine(ours, theirs, rng)
+    for training, n in [(True, 4), (True, 1), (False, 2), (True, 3), (False, 1)]:
+        ours.train(training)
+        theirs.train(training)
+        x = rng.standard_normal((n, 3) + spatial) * 3 + 1
+        step_exact(ours, theirs, x, rng.standard_normal(x.shape))
+
+
+@bit_exact
+def test_torch_threads_attribute_selects_the_thread_count_to_match():
+    """torch's sums depend on its thread count; ``layer.torch_threads`` pins the one to match
+    (default: torch's current count)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((37, 6)) * 4 + 2
+    outs, rvs = {}, {}
+    for threads in (1, 3):
+        with torch_threads(threads):
+            theirs = torch.nn.BatchNorm1d(6)
+            outs[threads] = theirs(torch.tensor(x)).detach().numpy()
+            rvs[threads] = theirs.running_var.numpy()
+    assert not np.array_equal(rvs[1], rvs[3])  # the chunked sums really differ
+    for threads in (1, 3):
+        ours = BatchNorm1d(6)
+        ours.torch_threads = threads
+        with torch_threads(4 - threads):  # torch's own setting is then ignored
+            np.testing.assert_array_equal(ours(x), outs[threads])
+        np.testing.assert_array_equal(ours.running_var, rvs[threads])
+    with pytest.raises(ValueError, match="torch_threads must be None or an int >= 1"):
+        ours.torch_threads = 0
+        ours(x)
+
+
+@bit_exact
+@pytest.mark.parametrize("cid", ["bn_layer_train", "bn_layer_cumulative", "bn_layer_eval",
+                                 "bn_layer_eps", "bn_layer_3d",
+                                 "bn_layer_batch_of_one"])
+def test_graded_reference_is_bit_exact_on_the_graded_cases(cid):
+    """The cases of assignment 04 (the reference replayed call by call, as the grader does)."""
+    from normlab.grading.assignments import ch04_test_time
+    from normlab.grading.cases import make_case
+
+    for seed, hidden in [(None, False), (0, True), (11, True)]:
+        case = make_case(cid, seed, hidden)
+        ref = ch04_test_time._ref_layer(case)
+        theirs = torch.nn.BatchNorm1d(case["gamma"].size, eps=case["eps"],
+                                      momentum=case["momentum"])
+        with torch.no_grad():
+            theirs.weight.copy_(torch.tensor(case["gamma"]))
+            theirs.bias.copy_(torch.tensor(case["beta"]))
+            for i, mode in enumerate(case["modes"]):
+                theirs.train(mode == "train")
+                out = theirs(torch.tensor(case[f"x{i}"])).numpy()
+                np.testing.assert_array_equal(ref[f"out{i}"], out)
+        np.testing.assert_array_equal(ref["running_mean"], theirs.running_mean.numpy())
+        np.testing.assert_array_equal(ref["running_var"], theirs.running_var.numpy())
+        assert int(ref["num_batches_tracked"]) == int(theirs.num_batches_tracked)
+        if "x_eval" in case:
+            theirs.eval()
+            np.testing.assert_array_equal(
+                ch04_test_time._ref_single(case)["eval_out"],
+                theirs(torch.tensor(case["x_eval"])).detach().numpy())
+
+
+@st.composite
+def exact_cases(draw):
+    n = draw(st.integers(2, 40))
+    c = draw(st.integers(1, 24))
+    length = draw(st.sampled_from([None, 1, 2, 3, 4, 5, 8, 13]))
+    shape = (n, c) if length is None else (n, c, length)
+    scale = draw(st.sampled_from([1e-3, 1.0, 7.5, 1e4]))
+    x0 = draw(hnp.arrays(np.float64, shape,
+                         elements=st.floats(-1e3, 1e3, allow_nan=False, width=64)))
+    return shape, x0 * scale
+
+
+@bit_exact
+@settings(max_examples=30, deadline=None)
+@given(
+    exact_cases(),
+    st.integers(1, 3),
+    st.sampled_from([0.1, 0.5, None]),
+    st.lists(st.booleans(), min_size=3, max_size=6),
+    st.integers(0, 2**32 - 1),
+)
+def test_bit_exact_for_random_shapes_values_and_thread_counts(case, threads, momentum,
+                                                              modes, seed):
+    shape, x0 = case
+    rng = np.random.default_rng(seed)
+    c = shape[1]
+    with torch_threads(threads):
+        ours = BatchNorm1d(c, momentum=momentum)
+        theirs = torch.nn.BatchNorm1d(c, momentum=momentum)
+        randomize_affine(ours, theirs, rng)
+        for i, training in enumerate([True] + modes):
+            ours.train(training)
+            theirs.train(training)
+            x = x0 if i == 0 else x0 * rng.uniform(0.5, 2) + rng.standard_normal(shape)
+            step_exact(ours, theirs, x, rng.standard_normal(shape))
+
+
+_NO_FMA_SCRIPT = """
+import numpy as np, torch, normlab
+torch.set_default_dtype(torch.float64)
+assert torch.backends.cpu.get_cpu_capability() == "DEFAULT"
+rng = np.random.default_rng(0)
+worst, equal = 0.0, True
+for sample in [(5,), (19,), (3, 7), (4, 8)]:
+    c = sample[0]
+    theirs = torch.nn.BatchNorm1d(c, momentum=None)
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(rng.standard_normal(c)))
+        theirs.bias.copy_(torch.tensor(rng.standard_normal(c)))
+    ours = normlab.BatchNorm1d.from_torch(theirs)
+    for step in range(20):
+        training = step % 4 != 3
+        ours.train(training), theirs.train(training)
+        x = rng.standard_normal((2 + step,) + sample) * (1 + step % 3) + 2
+        dy = rng.standard_normal(x.shape)
+        xt = torch.tensor(x, requires_grad=True)
+        theirs.zero_grad()
+        yt = theirs(xt)
+        yt.backward(torch.tensor(dy))
+        pairs = [(ours(x), yt), (ours.backward(dy), xt.grad),
+                 (ours.running_mean, theirs.running_mean), (ours.running_var, theirs.running_var),
+                 (ours.grad_weight, theirs.weight.grad), (ours.grad_bias, theirs.bias.grad)]
+        for mine, ref in pairs:
+            ref = ref.detach().numpy()
+            equal &= bool(np.array_equal(mine, ref))
+            worst = max(worst, float(np.max(np.abs(mine - ref)) / np.max(np.abs(ref))))
+print(worst, equal)
+"""
+
+
+def test_without_fma_kernels_the_layer_agrees_to_rounding_error():
+    """Under torch's DEFAULT (no-FMA) kernels bit-exactness is not claimed: there the layer
+    agrees with torch to rounding error only (relative ~1e-13 of each quantity's scale)."""
+    env = dict(os.environ, ATEN_CPU_CAPABILITY="default")
+    result = subprocess.run([sys.executable, "-c", _NO_FMA_SCRIPT], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    worst, equal = result.stdout.split()
+    assert float(worst) < 1e-12
+    assert equal == "False"  # the claim is really limited to the FMA kernels
+
+
+# fma, the fused multiply-add the kernels use, emulated in numpy
+
+
+def _exact_fma(a, b, c):
+    exact = Fraction(a) * Fraction(b) + Fraction(c)
+    try:
+        return float(exact)
+    except OverflowError:
+        return math.inf if exact > 0 else -math.inf
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False),
+       st.floats(allow_nan=False, allow_infinity=False),
+       st.floats(allow_nan=False, allow_infinity=False))
+def test_fma_is_correctly_rounded_over_the_whole_float_range(a, b, c):
+    assert fma(np.array([a]), np.array([b]), np.array([c]))[0] == _exact_fma(a, b, c)
+
+
+def test_fma_is_correctly_rounded_on_hard_cases():
+    rng = np.random.default_rng(0)
+    n = 2000
+    a = rng.standard_normal(n) * 2.0 ** rng.integers(-40, 40, n)
+    b = rng.standard_normal(n) * 2.0 ** rng.integers(-40, 40, n)
+    cases = [
+        rng.standard_normal(n) * 2.0 ** rng.integers(-90, 90, n),  # generic
+        -(a * b) * (1 + rng.integers(-8, 9, n) * 2.0**-52),  # massive cancellation
+        -(a * b),  # the product's rounding error alone
+        a * b * 2.0 ** -rng.integers(50, 120, n),  # c below the product's last bit
+    ]
+    for c in cases:
+        want = [_exact_fma(*t) for t in zip(a.tolist(), b.tolist(), c.tolist())]
+        np.testing.assert_array_equal(fma(a, b, c), want)
+    # exact ties of the rounding: a * b + c halfway between two floats
+    a2, b2 = np.full(4, 1.0 + 2.0**-30), np.full(4, 1.0 + 2.0**-23)
+    c2 = np.array([0.0, 2.0**-53, -(2.0**-53), 3.0])
+    np.testing.assert_array_equal(fma(a2, b2, c2), [_exact_fma(*t) for t in zip(a2, b2, c2)])
+    assert fma(1.0, 2.0, 3.0).shape == () and fma(np.ones((2, 3)), 2.0, 0.0).shape == (2, 3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 6), st.integers(0, 3), st.sampled_from([1.0, 1e-165, 1e152]),
+       st.integers(0, 2**32 - 1))
+def test_fma_chain_equals_step_by_step_fma(steps, k, scale, seed):
+    """The batched accumulation the kernels use (plain adds, then one fused step, per row)."""
+    from normlab._torch_cpu import _fma_chain, _seq
+
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal((2, steps, 3)) * scale
+    plain = rng.standard_normal((steps, k, 3)) * scale**2
+    acc0 = rng.standard_normal(3)
+    want = acc0.copy()
+    for i in range(steps):
+        want = fma(a[i], b[i], _seq(plain[i], want))
+    np.testing.assert_array_equal(_fma_chain(a, b, acc0, plain=plain), want)
 
 
 @settings(max_examples=15, deadline=None)

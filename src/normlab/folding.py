@@ -31,10 +31,29 @@ def _as_numpy_layer(bn) -> _NormBase:
     raise TypeError(f"bn must be a normlab or torch BatchNorm layer, got {type(bn).__name__}")
 
 
+def _is_torch(a) -> bool:
+    return hasattr(a, "detach") and hasattr(a, "is_floating_point")  # tensor or Parameter
+
+
 def _array(a, name: str) -> np.ndarray:
-    if hasattr(a, "detach"):  # a torch tensor or Parameter
+    if _is_torch(a):
+        if not a.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {a.dtype}")
         a = a.detach().cpu().double().numpy()
     return as_float_array(a, name)
+
+
+def _like(weight, weight_array: np.ndarray):
+    """A function giving a float64 result the type and dtype of ``weight``."""
+    if _is_torch(weight):
+        import torch
+
+        def to_torch(a: np.ndarray):
+            a = torch.from_numpy(np.ascontiguousarray(a))
+            return a.to(dtype=weight.dtype, device=weight.device)
+
+        return to_torch
+    return lambda a: a.astype(weight_array.dtype, copy=False)
 
 
 def fold_batchnorm(weight, bias, bn):
@@ -44,11 +63,16 @@ def fold_batchnorm(weight, bias, bn):
     None (zeros). bn: a normlab BatchNorm layer or a torch BatchNorm module with running
     statistics and ``bn.num_features == out``; it must be in eval mode, the only mode in
     which BN is a fixed affine map. Returns the folded weight (shape of ``weight``) and bias
-    (out,), computed in float64 and returned in ``weight``'s dtype. (A ConvTranspose weight
-    has its output channels on axis 1; move them to axis 0 first.)
+    (out,), computed in float64 and returned in ``weight``'s type and dtype: numpy arrays for
+    a numpy weight (float32 in, float32 out), detached torch tensors of the weight's dtype and
+    device for a torch tensor or Parameter (whatever the type of ``bias``), ready for
+    ``layer.weight.copy_``. (A ConvTranspose weight has its output channels on axis 1; move
+    them to axis 0 first.)
     """
     bn = _as_numpy_layer(bn)
+    like = weight
     weight = _array(weight, "weight")
+    result = _like(like, weight)
     if weight.ndim < 2:
         raise ValueError(
             f"weight must be a Linear (out, in) or conv (out, in, *kernel) weight, got shape "
@@ -78,4 +102,4 @@ def fold_batchnorm(weight, bias, bn):
     scale = gamma / np.sqrt(bn.running_var + bn.eps)
     folded_w = weight * scale.reshape((-1,) + (1,) * (weight.ndim - 1))
     folded_b = (bias - bn.running_mean) * scale + beta
-    return folded_w.astype(weight.dtype, copy=False), folded_b.astype(weight.dtype, copy=False)
+    return result(folded_w), result(folded_b)
