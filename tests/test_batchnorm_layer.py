@@ -29,7 +29,8 @@ from normlab import (
 )
 from normlab._torch_cpu import fma
 
-torch.set_default_dtype(torch.float64)
+# conftest.py sets this as torch's default dtype for this module's tests only.
+TORCH_DEFAULT_DTYPE = torch.float64
 
 TORCH_FMA_KERNELS = (torch.__version__.startswith("2.13.")
                      and torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"))

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from normlab import BatchNorm, BatchNorm1d, fold_batchnorm
 
-torch.set_default_dtype(torch.float64)
+# conftest.py sets this as torch's default dtype for this module's tests only.
+TORCH_DEFAULT_DTYPE = torch.float64
 
 
 def trained_bn(bn, feature_shape, rng, steps=5):
