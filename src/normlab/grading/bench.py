@@ -17,6 +17,8 @@ timed), three timings:
 3. executing every submitted notebook alone with nbclient, one after another, each in a
    fresh kernel (the work neither tool can avoid).
 
+With ``--repeat R`` both are timed R times, alternating which goes first, and the medians
+are used (on a machine shared with other work, load changes from minute to minute).
 It prints both times and their ratio, the per-notebook overhead beyond executing the
 notebook (nbgrader: (T1 - T3) / n; normlab-grade: (T2 * N - T3) / n, i.e. the core-seconds
 it spends beyond execution, start-up included; and, inside each grading task, task time
@@ -140,6 +142,9 @@ def main(argv=None) -> int:
     p.add_argument("--k", type=int, default=4, help="submissions per assignment (default 4)")
     p.add_argument("--assignments", default="all", help="comma-separated, or all")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--repeat", type=int, default=1,
+                   help="time both tools this many times, alternating which goes first "
+                        "(the figures are medians; use it on a shared machine)")
     p.add_argument("--keep", type=Path, default=None, help="keep the work folder here")
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
@@ -175,26 +180,45 @@ def main(argv=None) -> int:
     snap = work / "gradebook-before.db"
     shutil.copy(course / "gradebook.db", snap)
 
-    # 1. serial nbgrader autograde
-    t_nbgrader = 0.0
-    for a in names:
-        seconds, _ = _run([sys.executable, "-m", "nbgrader", "autograde", a, "--force",
-                           "--log-level=WARN"], course)
-        t_nbgrader += seconds
-        print(f"  nbgrader autograde {a}: {seconds:.1f} s", flush=True)
-    theirs = {a: _nbgrader_scores(course / "gradebook.db", a, students[a]) for a in names}
+    def time_nbgrader():
+        shutil.copy(snap, course / "gradebook.db")
+        total = 0.0
+        for a in names:
+            seconds, _ = _run([sys.executable, "-m", "nbgrader", "autograde", a, "--force",
+                               "--log-level=WARN"], course)
+            total += seconds
+            print(f"  nbgrader autograde {a}: {seconds:.1f} s", flush=True)
+        print(f"  nbgrader autograde, all: {total:.1f} s", flush=True)
+        return total
 
-    # 2. normlab-grade
     out = work / "normlab-grade"
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir()
-    shutil.copy(snap, out / "course.db")
-    t_ours, proc = _run([os.path.join(os.path.dirname(sys.executable), "normlab-grade"),
-                         str(course / "submitted"), "--out", str(out), "--gradebook",
-                         str(out / "course.db"), "--course", str(course), "--workers",
-                         str(args.workers), "--quiet"], ROOT)
-    print(f"  normlab-grade: {t_ours:.1f} s", flush=True)
+
+    def time_ours():
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir()
+        shutil.copy(snap, out / "course.db")
+        seconds, proc = _run([os.path.join(os.path.dirname(sys.executable), "normlab-grade"),
+                              str(course / "submitted"), "--out", str(out), "--gradebook",
+                              str(out / "course.db"), "--course", str(course), "--workers",
+                              str(args.workers), "--quiet"], ROOT)
+        print(f"  normlab-grade: {seconds:.1f} s", flush=True)
+        return seconds, proc
+
+    # 1 and 2, alternating which one goes first
+    t_theirs_all, t_ours_all = [], []
+    proc = None
+    for rep in range(args.repeat):
+        if rep % 2 == 0:
+            t_theirs_all.append(time_nbgrader())
+            t, proc = time_ours()
+        else:
+            t, proc = time_ours()
+            t_theirs_all.append(time_nbgrader())
+        t_ours_all.append(t)
+    t_nbgrader = statistics.median(t_theirs_all)
+    t_ours = statistics.median(t_ours_all)
+    theirs = {a: _nbgrader_scores(course / "gradebook.db", a, students[a]) for a in names}
     ours, in_task = {}, []
     for a in names:
         ours[a] = {}
@@ -216,8 +240,12 @@ def main(argv=None) -> int:
     same = theirs == ours
     print()
     print(f"notebooks graded:                         {n}")
-    print(f"serial nbgrader autograde:                {t_nbgrader:8.1f} s")
-    print(f"normlab-grade --workers {args.workers}:                {t_ours:8.1f} s")
+    rep = f" (median of {args.repeat})" if args.repeat > 1 else ""
+    print(f"serial nbgrader autograde:                {t_nbgrader:8.1f} s{rep}")
+    print(f"normlab-grade --workers {args.workers}:                {t_ours:8.1f} s{rep}")
+    if args.repeat > 1:
+        print(f"  all runs: nbgrader {', '.join(f'{t:.1f}' for t in t_theirs_all)}; "
+              f"normlab-grade {', '.join(f'{t:.1f}' for t in t_ours_all)}")
     print(f"speed-up (nbgrader / normlab-grade):      {t_nbgrader / t_ours:8.2f}x")
     print(f"executing the notebooks alone (nbclient): {t_exec:8.1f} s "
           f"({statistics.fmean(exec_times):.2f} s per notebook)")

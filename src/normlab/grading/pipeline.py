@@ -668,7 +668,7 @@ def _grade_notebook(stem, text, task, bundle: Bundle, env: dict, limits) -> dict
                 seen.add(gid)
         notes.append(f"nbgrader could not sanitize the notebook ({type(exc).__name__}: "
                      f"{_clip(exc, 200)}); removed the grading metadata of {dropped} cell(s) "
-                     "the source does not have")
+                     "with unknown or duplicated grade ids, and sanitized it again")
         try:
             nb, resources = _sanitize(nb, resources, config)
         except Exception as exc2:

@@ -4,9 +4,10 @@ under limits, with the notebook client outside the jail.
 Layout of one run (``SandboxRun``)::
 
     trusted grading process (nbclient, nbgrader's Execute)          bwrap jail
-      |-- connects through unix sockets in  <scratch>/comm  <--->  ipykernel (student code)
+      |-- connects through unix sockets in /tmp/ngk-*  <------->  ipykernel (student code,
+      |                                                            PID 1 of its namespace)
       |-- moves records out of <scratch>/records after each cell   (NORMLAB_GRADING_RECORD)
-      '-- watchdog thread: wall clock, disk use; kills the jail
+      '-- watchdog thread: wall clock, disk, output; kills the jail
 
 The jail (``bwrap --unshare-all --die-with-parent --new-session``, as an unprivileged uid):
 
