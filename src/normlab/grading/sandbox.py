@@ -424,6 +424,12 @@ def bwrap_command(scratch: Path, sb: SandboxFiles, limits: Limits, inner: list[s
     disk = str(int(limits.disk_mb * 2**20))
     args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--as-pid-1",
             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "grading"]
+    # The writable tmpfs folders come first: bwrap mounts in order, and a later tmpfs on /tmp
+    # would hide a venv or a checkout that lives under /tmp (a CI clone, say).
+    args += ["--proc", "/proc", "--dev", "/dev",
+             "--size", str(64 * 2**20), "--tmpfs", "/dev/shm",
+             "--size", disk, "--tmpfs", "/tmp",
+             "--size", disk, "--tmpfs", HOME]
     args += _ro_system_binds()
     args += ["--ro-bind", str(scratch / "etc" / "passwd"), "/etc/passwd",
              "--ro-bind", str(scratch / "etc" / "group"), "/etc/group"]
@@ -434,10 +440,6 @@ def bwrap_command(scratch: Path, sb: SandboxFiles, limits: Limits, inner: list[s
         where = _module_dir(name)
         if where:
             args += ["--ro-bind", str(scratch / "mask" / name), where]
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--size", str(64 * 2**20), "--tmpfs", "/dev/shm",
-             "--size", disk, "--tmpfs", "/tmp",
-             "--size", disk, "--tmpfs", HOME]
     for name, host in sb.files.items():
         args += ["--bind", str(host), f"{HOME}/{name}"]
     args += ["--bind", str(scratch / "records"), RECORDS,
