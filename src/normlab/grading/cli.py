@@ -310,7 +310,11 @@ class _Cluster:
                                             processes=True, dashboard_address=None,
                                             memory_limit=0, silence_logs=logging.ERROR)
                 self.client = Client(self.cluster)
-            self.client.run(warm_up)
+            report = self.client.run(warm_up)
+            bad = [w for w, r in report.items() if not (isinstance(r, dict) and r.get("bwrap"))]
+            if bad:
+                raise RuntimeError("bubblewrap (bwrap) is missing or does not work on worker(s) "
+                                   + ", ".join(bad))
         except Exception as exc:  # reported when the client is needed
             self.error = exc
 

@@ -518,8 +518,9 @@ def _feedback_html(nb, resources, config, key, scores, total, max_total, hidden_
     return body, notes
 
 
-def warm_up() -> str:
-    """Import what grading needs and render one page (run on each worker at start)."""
+def warm_up() -> dict:
+    """Import what grading needs and render one page (run on each worker at start); say
+    whether this worker can sandbox (a working bwrap)."""
     import nbformat
     from nbgrader.preprocessors import Execute  # noqa: F401
 
@@ -536,7 +537,13 @@ def warm_up() -> str:
         _feedback_html(nb, {"nbgrader": {"notebook": "warm"}}, Config(), "warm-up", {}, 0.0, 0.0, [])
     except Exception:
         pass
-    return os.uname().nodename
+    return {"host": os.uname().nodename, "bwrap": _sandbox_ok()}
+
+
+def _sandbox_ok() -> str | None:
+    if "__bwrap__" not in _CACHE:
+        _CACHE["__bwrap__"] = _sandbox.bwrap_available()
+    return _CACHE["__bwrap__"]
 
 
 # ----------------------------------------------------------------------------- the task
@@ -554,6 +561,11 @@ def grade_submission(task: dict, bundle: Bundle, limits: "_sandbox.Limits") -> d
         "timestamp": task.get("timestamp"), "notebooks": {}, "worker": _worker_name(),
         "timings": {},
     }
+    if _sandbox_ok() is None:
+        result.update(status="failed", reason=f"bubblewrap (bwrap) is missing or does not work on "
+                                              f"the grading worker {result['worker']}")
+        _zero(result, bundle)
+        return result
     try:
         env = _materialize(bundle)
     except Exception as exc:
