@@ -299,6 +299,22 @@ def test_tripwire_catches_forbidden_calls(cid, student, routine):
     assert routine in str(err.value) and "scores 0" in str(err.value)
 
 
+def _grader_answer_model(x, gamma, beta, eps=1e-5):
+    """Calls the assignment's own answer model, which lives in normlab.grading (and so in the
+    student-side package of the sandbox too)."""
+    from normlab.grading.assignments import ch03_batchnorm_math as ch03
+
+    out = ch03._bn(x, gamma, beta, eps)
+    return out, None
+
+
+def test_tripwire_catches_the_graders_own_answer_models():
+    with pytest.raises(AssertionError) as err:
+        check("bn_forward", _grader_answer_model)
+    assert "normlab.grading.assignments.ch03_batchnorm_math._bn" in str(err.value)
+    assert "scores 0" in str(err.value)
+
+
 def _exec_reference(X, ddof=0, eps=0.0):
     namespace = {"X": X}
     exec("import normlab\nout = normlab.zscore(X)", namespace)

@@ -126,6 +126,36 @@ def _is_import(frame) -> bool:
             and frame.f_code.co_filename == getattr(module, "__file__", None))
 
 
+def _is_normlab_frame(frame) -> bool:
+    module = frame.f_globals.get("__name__", "") or ""
+    return (module == "normlab" or module.startswith("normlab.")
+            or frame.f_code.co_filename.startswith(_NORMLAB_DIR + os.sep))
+
+
+def _grader_code_called_by_student(frame) -> str:
+    """The dotted name if ``frame`` runs normlab.grading code called straight from student
+    code, else "".
+
+    The grading package itself is allowed (it calls the student's function, and hands it
+    callbacks, which are local functions), but the assignments' answer and mistake models
+    live there too, as module-level functions: a graded function that calls them directly is
+    calling the reference. Not caught: a student who digs a local answer closure out of the
+    registry's data structures and calls it (the sandboxed grader has the same gap).
+    """
+    module = frame.f_globals.get("__name__", "") or ""
+    in_grading = module.startswith("normlab.grading") or frame.f_code.co_filename.startswith(
+        _ALLOWED_NORMLAB_DIRS[0])
+    if not in_grading or module == __name__:  # the tripwire's own __exit__ is not an answer
+        return ""
+    qualname = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
+    if "<locals>" in qualname:  # a callback the check hands to the student (e.g. f to differentiate)
+        return ""
+    caller = frame.f_back
+    if caller is None or _is_normlab_frame(caller):
+        return ""
+    return f"{module}.{qualname}"
+
+
 class Tripwire:
     """Context manager: ``hit`` is the first forbidden routine called inside, or None.
 
@@ -152,6 +182,10 @@ class Tripwire:
                     self._import_frames.add(id(frame))
                 return
             if self._importing:  # calls made while a module is imported are not the job
+                return
+            grader = _grader_code_called_by_student(frame)
+            if grader:
+                self.hit = grader
                 return
             verdict = self._decided.get(code)
             if verdict is None:
