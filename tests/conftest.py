@@ -1,8 +1,25 @@
+import os
 import pathlib
 
 import pytest
+from hypothesis import settings
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# Hypothesis profiles (issue 11: a randomized suite failed one clone in two).
+#   ci      (default, used by `make test` and CI): derandomized, so every run of a given
+#           commit draws the same examples; no example database; no deadline (2 shared cores).
+#   explore (developers, hunting for new counterexamples): randomized, 10x the examples,
+#           failures saved to .hypothesis/. Select it with HYPOTHESIS_PROFILE=explore or
+#           `pytest --hypothesis-profile=explore`. Add what it finds as an @example.
+# Modules build their settings at import, after this file, so they inherit the profile;
+# per-test example counts go through tolerances.budget(n) to scale with it.
+settings.register_profile(
+    "ci", derandomize=True, max_examples=40, deadline=None, print_blob=True, database=None
+)
+settings.register_profile("explore", derandomize=False, max_examples=400, deadline=None,
+                          print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_configure(config):
