@@ -200,8 +200,8 @@ def test_group_norm_predicate_recognises_per_group_affine_only():
         G, c = case["num_groups"], case["x"].shape[1]
         per_group = np.repeat(np.linspace(0.5, 2.0, G), c // G)[None, :, None, None]
         wrong = per_group * x_hat + np.repeat(np.arange(G), c // G)[None, :, None, None]
-        assert not ch06._per_group_affine(case, "out", ref)
-        assert ch06._per_group_affine(case, "out", wrong)
+        assert not ch06._per_group_affine(case, "out", ref, {"out": ref})
+        assert ch06._per_group_affine(case, "out", wrong, {"out": ref})
         assert judge("group_norm", case, {"out": wrong}).mistake_id == "affine_per_group"
 
 

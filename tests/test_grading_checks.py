@@ -381,7 +381,7 @@ def test_record_mode_judges_like_the_kernel(cid, student, tmp_path, monkeypatch,
 def test_problem_outputs_round_trip(tmp_path):
     from normlab.grading.records import save_record
 
-    path = save_record(str(tmp_path), "bn_forward", 0, False,
+    path = save_record(str(tmp_path), "bn_forward", False,
                        {"out": Problem("None (NoneType)"), "x_hat": np.ones((6, 3))})
     meta, outputs = load_record(path)
     assert outputs["out"] == Problem("None (NoneType)")

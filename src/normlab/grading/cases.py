@@ -22,6 +22,8 @@ import zlib
 
 import numpy as np
 
+from normlab_grading.check.outputs import shape_text  # noqa: F401  (the assignments use it)
+
 __all__ = [
     "VISIBLE_SEED",
     "DEFAULT_HIDDEN_SEED",
@@ -86,8 +88,3 @@ def pick_shape(rng: np.random.Generator, hidden: bool, visible: tuple, ranges) -
             continue
         return shape
     raise RuntimeError(f"cannot draw a hidden shape from {ranges} avoiding {visible}")
-
-
-def shape_text(**arrays) -> str:
-    """``"x (6, 3), gamma (3,)"`` for messages."""
-    return ", ".join(f"{name} {tuple(np.shape(a))}" for name, a in arrays.items())

@@ -21,6 +21,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from normlab_grading.check.outputs import nonfinite_in  # noqa: F401  (declaring mistakes uses it)
+
 __all__ = ["Mistake", "catalogue", "reduce_axes", "standardize", "nonfinite_in"]
 
 Case = Mapping[str, Any]
@@ -37,7 +39,7 @@ class Mistake:
     wrong: ``case -> outputs`` that such a student would produce, for a subset of the
         check's output keys; a student output equal to it (within the check's tolerance)
         is this mistake. Computed with numpy/normlab in the judging process.
-    matches: optional predicate ``(case, key, student_value) -> bool`` for mistakes whose
+    matches: optional predicate ``(case, key, student_value, expected) -> bool`` for mistakes whose
         output is not one array (e.g. "NaN in the constant column"); used instead of
         ``wrong`` for the keys listed in ``keys``.
     keys: output keys ``matches`` applies to (``wrong`` tells its keys by itself).
@@ -84,15 +86,3 @@ def standardize(x, axis, *, ddof: int = 0, eps: float = 0.0, eps_outside: bool =
         scale = np.sqrt(var + eps)
     scale = np.where(scale == 0, 1.0, scale)
     return ((x - mean) if center else x) / scale
-
-
-def nonfinite_in(value, where=None) -> bool:
-    """True if ``value`` (restricted to the boolean mask ``where``) has NaN or inf."""
-    arr = np.asarray(value)
-    if not np.issubdtype(arr.dtype, np.number):
-        return False
-    if where is not None:
-        if arr.shape != np.shape(where):
-            return False
-        arr = arr[where]
-    return bool(arr.size) and not bool(np.all(np.isfinite(arr)))

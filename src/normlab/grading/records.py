@@ -1,80 +1,22 @@
-"""Records: what a check saw in the student's kernel, saved for judging elsewhere.
+"""Records on the trusted side: reading and judging what ``check`` saved in record mode.
 
-When the environment variable ``NORMLAB_GRADING_RECORD`` names a directory, ``check`` does
-not judge: it saves one ``.npz`` file per check run and returns. A trusted process then
-judges the file with ``judge_record(path)``, rebuilding the case from (check id, seed,
-hidden) with ``cases.make_case`` and computing the reference itself, so nothing the student's
-kernel computed is trusted except the outputs.
-
-File format (``np.savez``, no pickle; ``np.load(path)`` works with the default
-``allow_pickle=False``):
-
-- ``meta``: a 0-d unicode array holding JSON: ``format`` (1), ``check_id``, ``seed``,
-  ``hidden``, ``tripwire`` (the forbidden routine called, or null), ``error``
-  (``[type, message]`` or null), ``problems`` (output key -> text, for outputs that were
-  not numeric arrays), ``warnings`` (list of strings).
-- ``out__<key>``: each numeric output array.
-
-File name: ``<check_id>.<visible|hidden>.npz``.
+The student side writes them (``normlab_grading.check.records``: format, file names); a
+trusted process judges them with ``judge_record``, rebuilding the case from the check id and
+the grader's own seed and computing the reference itself.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from typing import Mapping
 
 import numpy as np
 
-from .cases import make_case
+from normlab_grading.check.records import FORMAT, RECORD_ENV, record_dir, record_path, save_record  # noqa: F401
+
+from .cases import hidden_seed, VISIBLE_SEED, make_case
 from .judge import Problem, Verdict, judge
 
 __all__ = ["RECORD_ENV", "record_dir", "record_path", "save_record", "load_record", "judge_record"]
-
-RECORD_ENV = "NORMLAB_GRADING_RECORD"
-FORMAT = 1
-
-
-def record_dir() -> str | None:
-    """The record directory from ``$NORMLAB_GRADING_RECORD``, or None (judge in place)."""
-    d = os.environ.get(RECORD_ENV, "").strip()
-    return d or None
-
-
-def record_path(directory: str, check_id: str, hidden: bool) -> str:
-    return os.path.join(directory, f"{check_id}.{'hidden' if hidden else 'visible'}.npz")
-
-
-def save_record(directory: str, check_id: str, seed: int, hidden: bool, outputs: Mapping,
-                tripwire: str | None = None, error: tuple[str, str] | None = None,
-                warnings: list[str] | None = None) -> str:
-    """Write one record (``outputs`` normalized, see ``judge.normalize_outputs``); return
-    its path. The file is written under a temporary name and renamed, so a reader never
-    sees half a record."""
-    os.makedirs(directory, exist_ok=True)
-    arrays = {}
-    problems = {}
-    for key, value in outputs.items():
-        if isinstance(value, Problem):
-            problems[key] = value.text
-        else:
-            arrays[f"out__{key}"] = np.asarray(value)
-    meta = {
-        "format": FORMAT,
-        "check_id": check_id,
-        "seed": int(seed),
-        "hidden": bool(hidden),
-        "tripwire": tripwire,
-        "error": list(error) if error else None,
-        "problems": problems,
-        "keys": list(outputs.keys()),
-        "warnings": list(warnings or []),
-    }
-    path = record_path(directory, check_id, hidden)
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
-    os.replace(tmp, path)
-    return path
 
 
 def load_record(path: str) -> tuple[dict, dict]:
@@ -92,10 +34,11 @@ def load_record(path: str) -> tuple[dict, dict]:
     return meta, outputs
 
 
-def judge_record(path: str) -> Verdict:
-    """Judge a record: the same verdict ``check`` would have reached in the kernel."""
+def judge_record(path: str, seed: int | None = None) -> Verdict:
+    """Judge a record: the same verdict ``check`` would have reached in the kernel, with the
+    hidden case made from ``seed`` (default: the grader's ``hidden_seed()``)."""
     meta, outputs = load_record(path)
-    case = make_case(meta["check_id"], meta["seed"], meta["hidden"])
+    hidden = bool(meta["hidden"])
+    case = make_case(meta["check_id"], (hidden_seed() if seed is None else seed) if hidden else VISIBLE_SEED, hidden)
     error = tuple(meta["error"]) if meta["error"] else None
-    return judge(meta["check_id"], case, outputs, hidden=meta["hidden"],
-                 tripwire=meta["tripwire"], error=error)
+    return judge(meta["check_id"], case, outputs, hidden=hidden, tripwire=meta["tripwire"], error=error)

@@ -1,8 +1,8 @@
 """Cases as files: how normlab-grade ships a check's inputs into the sandbox.
 
-The grader computes every case (``cases.make_case``, which may use reference code) in the
-trusted process and writes it with ``save_case``; the student-side ``cases.make_case`` in
-the sandbox reads it back with ``load_case``. The round trip is exact: numpy arrays keep
+The grader computes every case (``normlab.grading.cases.make_case``) in the trusted process
+and writes it with ``save_case``; the student side reads it back with ``load_case`` (the
+visible data of ``normlab_grading.check.data``, the hidden cases shipped into the sandbox). The round trip is exact: numpy arrays keep
 dtype, shape and bits; Python scalars, tuples, lists and dicts keep their types; numpy
 scalars keep their dtype. No pickle (``np.load(allow_pickle=False)``).
 """
@@ -19,8 +19,10 @@ import numpy as np
 __all__ = ["case_path", "save_case", "load_case", "same_case"]
 
 
-def case_path(root: str, check_id: str, hidden: bool, seed: int) -> str:
-    return os.path.join(root, f"{check_id}.{'hidden' if hidden else 'visible'}.{int(seed)}.npz")
+def case_path(root: str, check_id: str, hidden: bool) -> str:
+    """Where a check's case lies in a folder of case files (no seed in the name: the
+    sandbox gets each hidden case, never the seed that made it)."""
+    return os.path.join(root, f"{check_id}.{'hidden' if hidden else 'visible'}.npz")
 
 
 def _encode(value, arrays: dict):

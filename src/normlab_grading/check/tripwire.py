@@ -8,9 +8,10 @@ imported or renamed. Afterwards ``tw.hit`` names the first forbidden routine, or
 
 Forbidden while a graded function runs:
 
-- normlab's reference code: any module of the ``normlab`` package except
-  ``normlab.grading`` and ``normlab.data``, recognised by module name and by source file
-  (so a copied code object is still caught);
+- normlab's code: any module of the ``normlab`` package except ``normlab.data`` (the
+  references, and the trusted grader ``normlab.grading`` with its mistake models),
+  recognised by module name and by source file (so a copied code object is still caught).
+  The student-side checker (``normlab_grading``) is allowed: it holds no answers;
 - torch's normalization: ``torch.nn.functional.{batch,layer,group,instance}_norm``, the
   ``torch.nn`` normalization modules, the C functions ``torch.batch_norm``,
   ``torch.native_batch_norm``, ... and ``torch.ops.aten.*norm*`` overloads;
@@ -38,11 +39,25 @@ import threading
 __all__ = ["Tripwire", "forbidden_python", "forbidden_c"]
 
 _CO_OPTIMIZED = inspect.CO_OPTIMIZED  # set for functions, not for module or class bodies
-_NORMLAB_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_ALLOWED_NORMLAB = ("normlab.grading", "normlab.data")
-_ALLOWED_NORMLAB_DIRS = tuple(
-    os.path.join(_NORMLAB_DIR, sub) for sub in ("grading" + os.sep, "data.py", "data" + os.sep)
-)
+
+
+def _normlab_dir() -> str:
+    """The folder of the ``normlab`` package that this interpreter would import (found
+    without importing it), or a path that matches no file."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("normlab")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        return os.sep + "nonexistent-normlab"
+    return os.path.abspath(list(spec.submodule_search_locations)[0])
+
+
+_NORMLAB_DIR = _normlab_dir()
+_ALLOWED_NORMLAB = ("normlab.data",)
+_ALLOWED_NORMLAB_DIRS = tuple(os.path.join(_NORMLAB_DIR, sub) for sub in ("data.py", "data" + os.sep))
 
 # Python-level routines: module prefix -> function names (None: every function there).
 _PY_MODULES = {
@@ -72,7 +87,7 @@ _TORCH_C_NAMES = {
 
 def _normlab_reference(module: str, filename: str) -> bool:
     if module == "normlab" or module.startswith("normlab."):
-        return not module.startswith(_ALLOWED_NORMLAB)
+        return not (module in _ALLOWED_NORMLAB or module.startswith(tuple(m + "." for m in _ALLOWED_NORMLAB)))
     if filename.startswith(_NORMLAB_DIR + os.sep):
         return not filename.startswith(_ALLOWED_NORMLAB_DIRS)
     return False
@@ -126,36 +141,6 @@ def _is_import(frame) -> bool:
             and frame.f_code.co_filename == getattr(module, "__file__", None))
 
 
-def _is_normlab_frame(frame) -> bool:
-    module = frame.f_globals.get("__name__", "") or ""
-    return (module == "normlab" or module.startswith("normlab.")
-            or frame.f_code.co_filename.startswith(_NORMLAB_DIR + os.sep))
-
-
-def _grader_code_called_by_student(frame) -> str:
-    """The dotted name if ``frame`` runs normlab.grading code called straight from student
-    code, else "".
-
-    The grading package itself is allowed (it calls the student's function, and hands it
-    callbacks, which are local functions), but the assignments' answer and mistake models
-    live there too, as module-level functions: a graded function that calls them directly is
-    calling the reference. Not caught: a student who digs a local answer closure out of the
-    registry's data structures and calls it (the sandboxed grader has the same gap).
-    """
-    module = frame.f_globals.get("__name__", "") or ""
-    in_grading = module.startswith("normlab.grading") or frame.f_code.co_filename.startswith(
-        _ALLOWED_NORMLAB_DIRS[0])
-    if not in_grading or module == __name__:  # the tripwire's own __exit__ is not an answer
-        return ""
-    qualname = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
-    if "<locals>" in qualname:  # a callback the check hands to the student (e.g. f to differentiate)
-        return ""
-    caller = frame.f_back
-    if caller is None or _is_normlab_frame(caller):
-        return ""
-    return f"{module}.{qualname}"
-
-
 class Tripwire:
     """Context manager: ``hit`` is the first forbidden routine called inside, or None.
 
@@ -182,10 +167,6 @@ class Tripwire:
                     self._import_frames.add(id(frame))
                 return
             if self._importing:  # calls made while a module is imported are not the job
-                return
-            grader = _grader_code_called_by_student(frame)
-            if grader:
-                self.hit = grader
                 return
             verdict = self._decided.get(code)
             if verdict is None:

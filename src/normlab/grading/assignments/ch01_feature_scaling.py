@@ -25,6 +25,18 @@ import normlab
 from ..cases import pick_shape, shape_text
 from ..mistakes import Mistake, standardize
 from ..registry import Assignment, Cell, Check, Expected, register, register_assignment
+from normlab_grading.check.protocols.ch01 import (  # noqa: F401  the calling protocols
+    _describe_fit,
+    _describe_new,
+    _describe_gd,
+    _call_fit_transform,
+    _call_minmax_new,
+    _call_standard_new,
+    _call_train_test,
+    _call_condition,
+    _call_gd,
+)
+
 
 NAME = "01-feature-scaling"
 
@@ -96,58 +108,7 @@ def _case_gd(rng, hidden):
     return {"X": X, "y": y, "lr": float(1.0 / top), "tol": 1e-6}
 
 
-def _describe_fit(case):
-    return shape_text(X=case["X"])
-
-
-def _describe_new(case):
-    text = shape_text(X_train=case["X_train"], X_test=case["X_test"])
-    if "feature_range" in case:
-        text += f", feature_range={tuple(case['feature_range'])}"
-    return text
-
-
-def _describe_gd(case):
-    return f"{shape_text(X=case['X'], y=case['y'])}, lr={case['lr']:.4g}, tol={case['tol']:g}"
-
-
 # ----------------------------------------------------------------------------- protocols
-def _call_fit_transform(student, case):
-    scaler = student()
-    scaler.fit(case["X"])
-    return {"out": scaler.transform(case["X"])}
-
-
-def _call_minmax_new(student, case):
-    scaler = student(feature_range=tuple(case["feature_range"]))
-    scaler.fit(case["X_train"])
-    test = scaler.transform(case["X_test"])
-    return {"test": test, "inverse": scaler.inverse_transform(case["Z"])}
-
-
-def _call_standard_new(student, case):
-    scaler = student()
-    scaler.fit(case["X_train"])
-    test = scaler.transform(case["X_test"])
-    return {"test": test, "inverse": scaler.inverse_transform(case["Z"])}
-
-
-def _call_train_test(student, case):
-    result = student(case["X_train"], case["X_test"])
-    if not (isinstance(result, (tuple, list)) and len(result) == 2):
-        from ..judge import Problem
-
-        problem = Problem(f"not a pair (got {type(result).__name__})")
-        return {"train": problem, "test": problem}
-    return {"train": result[0], "test": result[1]}
-
-
-def _call_condition(student, case):
-    return {"kappa": student(case["X"])}
-
-
-def _call_gd(student, case):
-    return {"n_iter": student(case["X"], case["y"], case["lr"], tol=case["tol"])}
 
 
 # ----------------------------------------------------------------------------- wrong answers
@@ -471,7 +432,7 @@ register(
           mistakes=(TT_FIT_ON_TEST, TT_FIT_ON_ALL, TT_UNBIASED)),
     Check("condition_number", "condition_number", _case_condition, _call_condition,
           lambda case: {"kappa": normlab.condition_number(case["X"])},
-          lambda case: shape_text(X=case["X"]), labels={"kappa": "the condition number"},
+          _describe_fit, labels={"kappa": "the condition number"},
           mistakes=(CN_SQRT, CN_CENTERED, CN_DIAGONAL, CN_INVERTED)),
     Check("gd_iterations", "count_gd_iterations", _case_gd, _call_gd,
           lambda case: {"n_iter": _gd_ref(case)}, _describe_gd,

@@ -15,6 +15,19 @@ import normlab
 from ..cases import pick_shape, shape_text
 from ..mistakes import Mistake, nonfinite_in, standardize
 from ..registry import Assignment, Cell, Check, Expected, register, register_assignment
+from normlab_grading.check.protocols.ch02 import (  # noqa: F401  the calling protocols
+    _describe,
+    _call,
+    _call_1d,
+    RAISED_VALUE_ERROR,
+    RETURNED_NONFINITE,
+    RETURNED_VALUES,
+    RAISED_OTHER,
+    _call_too_few,
+    _constant_nan,
+    _as_row,
+)
+
 
 NAME = "02-zscore"
 FN = "zscore"
@@ -70,36 +83,10 @@ def _case_too_few(rng, hidden):
     return {"X": rng.standard_normal((1, d)) * 2 + 1, "ddof": 1}
 
 
-def _describe(case) -> str:
-    arrays = {k: case[k] for k in ("X", "x") if k in case}
-    extra = [f"{k}={case[k]}" for k in ("ddof", "eps") if k in case]
-    return ", ".join([shape_text(**arrays)] + extra)
-
-
 # ----------------------------------------------------------------------------- protocols
-def _call(student, case):
-    kwargs = {k: case[k] for k in ("ddof", "eps") if k in case}
-    return {"out": student(case["X"], **kwargs)}
-
-
-def _call_1d(student, case):
-    return {"out": student(case["x"])}
 
 
 # outcome codes of the "too few samples" check
-RAISED_VALUE_ERROR, RETURNED_NONFINITE, RETURNED_VALUES, RAISED_OTHER = 0, 1, 2, 3
-
-
-def _call_too_few(student, case):
-    try:
-        out = student(case["X"], ddof=case["ddof"])
-    except ValueError:
-        return {"outcome": RAISED_VALUE_ERROR}
-    except NotImplementedError:  # the untouched exercise: say so, not "wrong exception"
-        raise
-    except Exception:
-        return {"outcome": RAISED_OTHER}
-    return {"outcome": RETURNED_NONFINITE if nonfinite_in(out) else RETURNED_VALUES}
 
 
 # ----------------------------------------------------------------------------- mistakes
@@ -177,10 +164,6 @@ EPS_IGNORED = Mistake(
 )
 
 
-def _constant_nan(case, key, got):
-    return nonfinite_in(got, np.broadcast_to(case["constant"], case["X"].shape))
-
-
 CONSTANT_NAN = Mistake(
     "constant_nan",
     "gives NaN or inf for a constant feature: its standard deviation is 0, so it divides "
@@ -204,13 +187,6 @@ CONSTANT_RAW = Mistake(
     "it 0 (x - mean = 0).",
     _constant_raw,
 )
-
-
-def _as_row(case, key, got):
-    x = case["x"]
-    return got.shape in ((1, x.size), (x.size, 1)) and not np.allclose(
-        got.reshape(-1), normlab.zscore(x), atol=1e-6
-    )
 
 
 ONE_D_AS_ROW = Mistake(

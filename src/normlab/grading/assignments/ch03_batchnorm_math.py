@@ -28,9 +28,23 @@ from ..cases import pick_shape, shape_text
 from ..judge import Problem
 from ..mistakes import Mistake
 from ..registry import Assignment, Cell, Check, Expected, register, register_assignment
+from normlab_grading.check.protocols.ch03 import (  # noqa: F401  the calling protocols
+    CACHE_LAYOUT,
+    _describe_bn,
+    _describe_numgrad,
+    _describe_rel,
+    _forward_outputs,
+    _call_forward,
+    _grader_cache,
+    _backward_outputs,
+    _call_backward,
+    _tanh_layer,
+    _call_numgrad,
+    _call_rel_error,
+)
+
 
 NAME = "03-batchnorm-math"
-CACHE_LAYOUT = "(x, x_hat, mu, var, gamma, eps)"
 
 
 # ----------------------------------------------------------------------------- cases
@@ -114,77 +128,7 @@ def _case_rel_error(rng, hidden):
     return {"a1": a1, "b1": b1, "a2": a2, "b2": b2, "a3": a3, "b3": b3}
 
 
-def _describe_bn(case):
-    return f"{shape_text(x=case['x'], gamma=case['gamma'])}, eps={case['eps']:g}"
-
-
-def _describe_numgrad(case):
-    return (f"f(x) = tanh(x @ W + b) with {shape_text(x=case['x'], W=case['W'])}, "
-            f"h={case['h']:g}")
-
-
-def _describe_rel(case):
-    return f"three pairs (a, b) of shape {case['a1'].shape}"
-
-
 # ----------------------------------------------------------------------------- protocols
-def _forward_outputs(result):
-    """out and the cache entries of a forward pass's ``(out, cache)``."""
-    if not (isinstance(result, (tuple, list)) and len(result) == 2):
-        p = Problem(f"not a pair (out, cache) (got {type(result).__name__})")
-        return {"out": result if isinstance(result, np.ndarray) else p,
-                "x_hat": p, "mu": p, "var": p}
-    out, cache = result
-    if not (isinstance(cache, (tuple, list)) and len(cache) == 6):
-        what = f"a {type(cache).__name__}" + (f" of length {len(cache)}"
-                                              if isinstance(cache, (tuple, list)) else "")
-        p = Problem(f"missing: the cache is {what}, not the tuple {CACHE_LAYOUT}")
-        return {"out": out, "x_hat": p, "mu": p, "var": p}
-    return {"out": out, "x_hat": cache[1], "mu": cache[2], "var": cache[3]}
-
-
-def _call_forward(student, case):
-    return _forward_outputs(student(case["x"], case["gamma"], case["beta"], case["eps"]))
-
-
-def _grader_cache(case):
-    return (case["x"], case["x_hat"], case["mu"], case["var"], case["gamma"], case["eps"])
-
-
-def _backward_outputs(result, keys):
-    if not (isinstance(result, (tuple, list)) and len(result) == 3):
-        p = Problem(f"not a triple (dx, dgamma, dbeta) (got {type(result).__name__})")
-        return {k: p for k in keys}
-    named = dict(zip(("dx", "dgamma", "dbeta"), result))
-    return {k: named[k] for k in keys}
-
-
-def _call_backward(keys):
-    def call(student, case):
-        return _backward_outputs(student(case["dout"], _grader_cache(case)), keys)
-
-    return call
-
-
-def _tanh_layer(W, b):
-    def f(x):
-        return np.tanh(x @ W + b)
-
-    return f
-
-
-def _call_numgrad(student, case):
-    x = case["x"]
-    grad = student(_tanh_layer(case["W"], case["b"]), x, case["dout"], h=case["h"])
-    return {"grad": grad, "x_after": x}
-
-
-def _call_rel_error(student, case):
-    values = [student(case[f"a{i}"], case[f"b{i}"]) for i in (1, 2, 3)]
-    try:
-        return {"errors": np.array([float(v) for v in values])}
-    except (TypeError, ValueError):
-        return {"errors": Problem("not three numbers: " + ", ".join(type(v).__name__ for v in values))}
 
 
 # ----------------------------------------------------------------------------- wrong answers

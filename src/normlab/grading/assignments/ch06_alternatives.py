@@ -32,6 +32,24 @@ from ..cases import pick_shape, shape_text
 from ..judge import Problem
 from ..mistakes import Mistake
 from ..registry import Assignment, Cell, Check, Expected, register, register_assignment
+from normlab_grading.check.protocols.ch06 import (  # noqa: F401  the calling protocols
+    _describe_norm,
+    _describe_wn,
+    _describe_sn,
+    _describe_renorm,
+    _describe_renorm_backward,
+    _pair,
+    _call_normalize,
+    _call_affine,
+    _call_group,
+    _call_wn_forward,
+    _call_wn_backward,
+    _call_sn,
+    _call_renorm,
+    _call_renorm_backward,
+    _per_group_affine,
+)
+
 
 NAME = "06-alternatives"
 TOL = 1e-9
@@ -78,25 +96,10 @@ def _case_group(rng, hidden):
             "num_groups": groups, "eps": 1e-5}
 
 
-def _describe_norm(case):
-    text = shape_text(x=case["x"])
-    if "axes" in case:
-        text += f", axes={tuple(case['axes'])}"
-    if "gamma" in case:
-        text += f", gamma {tuple(case['gamma'].shape)}"
-    if "num_groups" in case:
-        text += f", num_groups={case['num_groups']}"
-    return text + f", eps={case['eps']:g}"
-
-
 def _case_wn(rng, hidden):
     out, inp = pick_shape(rng, hidden, (4, 6), ((5, 9), (3, 10)))
     return {"v": rng.normal(0, 1, (out, inp)), "g": rng.uniform(0.5, 2.0, out),
             "dw": rng.normal(0, 1, (out, inp))}
-
-
-def _describe_wn(case):
-    return shape_text(v=case["v"], g=case["g"])
 
 
 def _unit(a):
@@ -116,11 +119,6 @@ def _case_sn(rng, hidden, tiny=False):
 
 def _case_sn_eps(rng, hidden):
     return _case_sn(rng, hidden, tiny=True)
-
-
-def _describe_sn(case):
-    return (f"{shape_text(W=case['W'], u=case['u'], v=case['v'])}, "
-            f"n_power_iterations={case['n_power_iterations']}, eps={case['eps']:g}")
 
 
 def _case_renorm(rng, hidden):
@@ -143,11 +141,6 @@ def _case_renorm(rng, hidden):
             "d_max": d_max, "eps": 1e-5, "momentum": 0.1 if not hidden else 0.05}
 
 
-def _describe_renorm(case):
-    return (f"{shape_text(x=case['x'])}, r_max={case['r_max']:g}, d_max={case['d_max']:g}, "
-            f"eps={case['eps']:g}, momentum={case['momentum']:g}")
-
-
 def _case_renorm_backward(rng, hidden):
     n, c = pick_shape(rng, hidden, (8, 4), ((10, 30), (5, 9)))
     x = rng.normal(0, 2, c) + rng.uniform(0.5, 3.0, c) * rng.standard_normal((n, c))
@@ -165,60 +158,7 @@ def _case_renorm_backward(rng, hidden):
     return case
 
 
-def _describe_renorm_backward(case):
-    return f"{shape_text(dout=case['dout'])}, cache from r_max=3, d_max=5 (no clipping)"
-
-
 # ----------------------------------------------------------------------------- protocols
-def _call_normalize(student, case):
-    return {"out": student(case["x"], tuple(case["axes"]), case["eps"])}
-
-
-def _call_affine(student, case):
-    return {"out": student(case["x"], case["gamma"], case["beta"], case["eps"])}
-
-
-def _call_group(student, case):
-    return {"out": student(case["x"], case["gamma"], case["beta"], case["num_groups"],
-                           case["eps"])}
-
-
-def _call_wn_forward(student, case):
-    return {"w": student(case["v"], case["g"])}
-
-
-def _pair(result, keys, what):
-    if not (isinstance(result, (tuple, list)) and len(result) == len(keys)):
-        p = Problem(f"not {what} (got {type(result).__name__})")
-        return {k: p for k in keys}
-    return dict(zip(keys, result))
-
-
-def _call_wn_backward(keys):
-    def call(student, case):
-        out = _pair(student(case["dw"], case["v"], case["g"]), ("dv", "dg"), "a pair (dv, dg)")
-        return {k: out[k] for k in keys}
-
-    return call
-
-
-def _call_sn(student, case):
-    return _pair(student(case["W"], case["u"], case["v"], case["n_power_iterations"],
-                         case["eps"]), ("W_sn", "u", "v", "sigma"), "a tuple (W_sn, u, v, sigma)")
-
-
-def _call_renorm(student, case):
-    return _pair(student(case["x"], case["gamma"], case["beta"], case["running_mean"],
-                         case["running_var"], case["r_max"], case["d_max"], case["eps"],
-                         case["momentum"]),
-                 ("out", "r", "d", "running_mean", "running_var"),
-                 "a tuple (out, r, d, running_mean, running_var)")
-
-
-def _call_renorm_backward(student, case):
-    cache = tuple(case[k] for k in ("x0", "r", "d", "sigma_B", "sigma", "gamma"))
-    return _pair(student(case["dout"], cache), ("dx", "dgamma", "dbeta"),
-                 "a triple (dx, dgamma, dbeta)")
 
 
 # ----------------------------------------------------------------------------- references
@@ -333,27 +273,6 @@ def _group(mistake):
         return {"out": answer_models.groupnorm_variant(case, mistake)}
 
     return wrong
-
-
-def _per_group_affine(case, key, got):
-    """True if ``got`` is group norm's normalized input mapped by ONE affine map per group
-    (a_g * x_hat + b_g), i.e. gamma and beta applied per group, not per channel."""
-    from ... import answer_models
-
-    x_hat = answer_models.groupnorm_x_hat(case)
-    if got.shape != x_hat.shape:
-        return False
-    n, c = x_hat.shape[:2]
-    G = case["num_groups"]
-    xs = x_hat.reshape(n, G, c // G, -1).transpose(1, 0, 2, 3).reshape(G, -1)
-    ys = got.reshape(n, G, c // G, -1).transpose(1, 0, 2, 3).reshape(G, -1)
-    scale = max(1e-12, float(np.abs(got).max()))
-    for xg, yg in zip(xs, ys):
-        A = np.stack([xg, np.ones_like(xg)], axis=1)
-        coef, *_ = np.linalg.lstsq(A, yg, rcond=None)
-        if np.abs(A @ coef - yg).max() > 1e-7 * scale:
-            return False
-    return True
 
 
 GROUP_MISTAKES = (

@@ -1,0 +1,14 @@
+"""The course's autograding, in two halves (as otter-grader and nbgrader name theirs).
+
+- ``normlab_grading.check``: the **student side**, what a notebook's test cells import
+  (``from normlab_grading import check``). It holds the calling protocols, the visible
+  cases with their expected outputs and the outputs of each recognised mistake, as *data*
+  (``check/data/``), and no reference implementation or mistake model: it is the only
+  grading code mounted in the grader's sandbox.
+- ``normlab.grading``: the **trusted side** (references, mistake models, hidden cases,
+  judging, the sandbox, ``normlab-grade``). It never runs in the student's jail.
+"""
+
+from .check import check
+
+__all__ = ["check"]
