@@ -14,7 +14,7 @@ help:
 	@echo "make book       build the HTML book into _build/html (executes every chapter)"
 	@echo "make test       run the whole test suite (builds the book for the browser test)"
 	@echo "make test-fast  run the quick tests (no book, no browser, no nbgrader runs)"
-	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader"
+	@echo "make exercises  regenerate solutions/, the checker's data and exercises/ (nbgrader)"
 	@echo "make bench      print the benchmark figures"
 
 # The environment: pinned by requirements/constraints.txt (torch==2.13.0 is the CPU wheel
@@ -52,7 +52,10 @@ test: $(STAMP) system-deps book
 test-fast: $(STAMP)
 	$(BIN)/pytest tests -m "not book and not slow"
 
+# solutions/ from tools/assignments/, the student side's data, then exercises/ from solutions/
 exercises: $(STAMP)
+	$(BIN)/python -m normlab.grading.authoring
+	$(BIN)/python -m normlab.grading.student_data
 	$(BIN)/python -m normlab.grading.release
 
 bench: $(STAMP)

@@ -15,7 +15,7 @@ The source is a "percent" script (as jupytext writes them), one ``# %%`` line pe
                            generated from the declared Cell (checks, points), so the
                            notebook cannot drift from the registry
 
-Test cells get ``from normlab.grading import check``, one visible ``_ = check(...)`` per
+Test cells get ``from normlab_grading import check``, one visible ``_ = check(...)`` per
 check, and the hidden calls between ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS``.
 Every test cell must directly follow its solution cell or another test cell (nbgrader
 re-inserts a deleted test cell after the cell that preceded it in the source).
@@ -90,7 +90,7 @@ def test_cell_source(assignment: Assignment, grade_id: str, preamble: str = "") 
     cell = assignment.cell(grade_id)
     lines = [preamble] if preamble else []
     lines += [f"# {cell.what or 'Tests'} ({cell.points} points)",
-              "from normlab.grading import check", ""]
+              "from normlab_grading import check", ""]
     lines += [f'_ = check("{cid}", {cell.function})' for cid in cell.checks]
     lines.append("### BEGIN HIDDEN TESTS")
     lines += [f'_ = check("{cid}", {cell.function}, hidden=True)' for cid in cell.checks]

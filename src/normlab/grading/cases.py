@@ -8,15 +8,18 @@ process can rebuild the case from a record (``records.py``).
 - Visible cases use ``VISIBLE_SEED`` and small fixed shapes: the student sees them fail
   and can reproduce them.
 - Hidden cases use the seed in the environment variable ``NORMLAB_GRADING_SEED`` (an
-  integer, set by the instructor when autograding; change it each term) or
-  ``DEFAULT_HIDDEN_SEED``, and shapes that visible cases never use (``pick_shape``), so an
-  answer hard-coded from the visible case fails.
+  integer, the course's secret, set by the instructor when autograding; change it each
+  term) or ``DEFAULT_HIDDEN_SEED``, derived per assignment (``assignment_seed``), and
+  shapes that visible cases never use (``pick_shape``), so an answer hard-coded from the
+  visible case fails. The grader's sandbox gets the hidden cases as files, never a seed.
 
 Each check gets its own random stream, derived from (seed, check id, hidden).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import zlib
 
@@ -30,6 +33,7 @@ __all__ = [
     "SEED_ENV",
     "hidden_seed",
     "case_rng",
+    "assignment_seed",
     "make_case",
     "pick_shape",
     "shape_text",
@@ -56,14 +60,35 @@ def hidden_seed() -> int:
     return seed
 
 
+def _owner(check_id: str) -> str:
+    """The assignment whose test cells run ``check_id`` ("" if none does)."""
+    from .registry import all_assignments
+
+    for a in all_assignments().values():
+        if any(check_id in c.checks for c in a.cells):
+            return a.name
+    return ""
+
+
+def assignment_seed(seed: int, assignment: str) -> int:
+    """The hidden seed of one assignment, derived from the course's ``seed`` (the secret)
+    with HMAC-SHA256: knowing one assignment's hidden cases, or its derived seed, tells
+    nothing about another's."""
+    digest = hmac.new(str(int(seed)).encode(), assignment.encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
 def case_rng(check_id: str, seed: int, hidden: bool) -> np.random.Generator:
-    """The random stream of one check's case; independent of every other check's."""
+    """The random stream of one check's case; independent of every other check's. A hidden
+    case's stream comes from the seed of the check's assignment (``assignment_seed``)."""
+    if hidden:
+        seed = assignment_seed(seed, _owner(check_id))
     return np.random.default_rng([int(seed), zlib.crc32(check_id.encode()), int(bool(hidden))])
 
 
 def make_case(check_id: str, seed: int | None = None, hidden: bool = False) -> dict:
     """The inputs of check ``check_id``: visible (``seed`` defaults to ``VISIBLE_SEED``) or
-    hidden (``seed`` defaults to ``hidden_seed()``)."""
+    hidden (``seed`` defaults to ``hidden_seed()``, the course's secret)."""
     from .registry import get_check
 
     chk = get_check(check_id)

@@ -232,7 +232,7 @@ def build_bundle(course: Course, assignment: str, db: Path, seed: int, expose_li
     import normlab
 
     from . import casefile, registry
-    from .cases import VISIBLE_SEED, make_case
+    from .cases import make_case
     from .pipeline import GRADER_VERSION, Bundle
     from .sandbox import masked_modules
 
@@ -255,12 +255,10 @@ def build_bundle(course: Course, assignment: str, db: Path, seed: int, expose_li
         wanted |= set(re.findall(r"check\(\s*[\"']([A-Za-z0-9_.-]+)[\"']", text)) & set(checks)
     cases = {}
     with tempfile.TemporaryDirectory(prefix="normlab-cases-") as tmp:
-        for cid in sorted(wanted):
-            for hidden in (False, True):
-                s = seed if hidden else VISIBLE_SEED
-                path = casefile.case_path(tmp, cid, hidden, s)
-                casefile.save_case(path, make_case(cid, s, hidden))
-                cases[os.path.basename(path)] = Path(path).read_bytes()
+        for cid in sorted(wanted):  # hidden cases only (the visible ones are package data)
+            path = casefile.case_path(tmp, cid, True)
+            casefile.save_case(path, make_case(cid, seed, True))
+            cases[os.path.basename(path)] = Path(path).read_bytes()
     functions = {cid: chk.function for cid, chk in checks.items()}
     config = _plain(course.config)
     mask = masked_modules(list(sources.values()), expose=expose_libraries)
@@ -281,13 +279,16 @@ def build_bundle(course: Course, assignment: str, db: Path, seed: int, expose_li
 
 
 def _code_digest() -> str:
-    """Hash of normlab's own source (the judge, the references): a change re-grades."""
+    """Hash of the code that decides grades: normlab's references and grader and the student
+    side (``normlab_grading``, with its data); the book's figure code (``normlab.experiments``)
+    is left out, so editing a figure re-grades nothing."""
     import normlab
+    import normlab_grading
 
-    root = Path(normlab.__file__).resolve().parent
     h = hashlib.sha256()
-    for p in sorted(root.rglob("*.py")):
-        if "__pycache__" in p.parts:
-            continue
-        h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes())
+    for root in (Path(normlab.__file__).resolve().parent, Path(normlab_grading.__file__).resolve().parent):
+        for p in sorted(root.rglob("*")):
+            if not p.is_file() or "__pycache__" in p.parts or "experiments" in p.relative_to(root).parts:
+                continue
+            h.update(f"{root.name}/{p.relative_to(root)}".encode() + b"\0" + p.read_bytes())
     return h.hexdigest()

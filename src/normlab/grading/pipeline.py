@@ -113,7 +113,9 @@ def _materialize(bundle: Bundle) -> dict:
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_bytes(data)
         lib = root / "lib"
-        _sandbox.build_student_lib(lib, bundle.seed)
+        from .student_lib import build_student_lib
+
+        build_student_lib(lib)
         from traitlets.config import Config
 
         got = {"dir": str(root), "db": str(db), "lib": str(lib), "cases": str(root / "cases"),
@@ -310,8 +312,29 @@ def _judge_cell(checks, paths, seed: int, case_cache: dict, not_run: str | None)
     return [v if len(v) == 6 else v + (None,) for v in verdicts]
 
 
+def _stdout_only(out) -> dict | None:
+    """A fresh stdout stream output with the text of ``out``, or None for anything else
+    (results, displays, errors, stderr, metadata: nothing the kernel emits may score)."""
+    from nbformat import NotebookNode
+
+    if out.get("output_type") != "stream" or out.get("name") != "stdout":
+        return None
+    text = out.get("text", "")
+    text = "".join(text) if isinstance(text, list) else str(text)
+    return NotebookNode(output_type="stream", name="stdout", text=text)
+
+
 def _rewrite_test_cell(cell, verdicts, functions) -> dict | None:
-    """Make a record-mode test cell look as in judge mode; return the first failure."""
+    """Rebuild a checked test cell's outputs from the trusted verdicts; return the first
+    failure (None if every check passed).
+
+    The cell keeps only the student's stdout text (the "recorded" lines become the
+    checker's "ok" lines, up to the first failure) and, if a check failed, exactly one
+    error output carrying the judge's message. Whatever else the kernel put there
+    (execute_result, display_data, its own errors, stderr, metadata) is dropped, so
+    nbgrader's ``determine_grade`` (an error: 0; no error: full points) sees the verdict
+    and nothing the student can emit.
+    """
     from nbformat import NotebookNode
 
     status = {(cid, "hidden" if hidden else "visible"): (passed, msg)
@@ -320,41 +343,89 @@ def _rewrite_test_cell(cell, verdicts, functions) -> dict | None:
     fail_key = (first_fail[0], "hidden" if first_fail[1] else "visible") if first_fail else None
     stopped = False
     new_outputs = []
-    for out in cell.get("outputs", []):
-        if out.get("output_type") == "stream" and out.get("name") == "stdout" and not stopped:
-            lines = out.get("text", "").split("\n")
-            kept = []
-            for line in lines:
-                m = _RECORDED.match(line)
-                if m and not stopped:
-                    key = (m.group("cid"), m.group("which"))
-                    passed, _ = status.get(key, (False, ""))
-                    if key == fail_key or not passed:
-                        stopped = True
-                        continue
-                    fn = functions.get(key[0], key[0])
-                    kept.append(f"ok: {fn} passed {key[0]} ({key[1]} test)")
-                    continue
-                if m and stopped:
-                    continue
-                kept.append(line)
-            out["text"] = "\n".join(kept)
-            if out["text"]:
-                new_outputs.append(out)
-        elif stopped and out.get("output_type") == "stream" and out.get("name") == "stdout":
+    kernel_errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    for raw in cell.get("outputs", []):
+        out = _stdout_only(raw)
+        if out is None or stopped:
             continue
-        else:
+        kept = []
+        for line in out["text"].split("\n"):
+            m = _RECORDED.match(line)
+            if m and not stopped:
+                key = (m.group("cid"), m.group("which"))
+                passed, _ = status.get(key, (False, ""))
+                if key == fail_key or not passed:
+                    stopped = True
+                    continue
+                fn = functions.get(key[0], key[0])
+                kept.append(f"ok: {fn} passed {key[0]} ({key[1]} test)")
+                continue
+            if m and stopped:
+                continue
+            kept.append(line)
+        out["text"] = "\n".join(kept)
+        if out["text"]:
             new_outputs.append(out)
     cell["outputs"] = new_outputs
     if first_fail is None:
         return None
     cid, hidden, passed, kind, msg, ename = first_fail
-    has_error = any(o.get("output_type") == "error" for o in cell["outputs"])
-    if not has_error:
+    if kind == "no_record" and kernel_errors:
+        # the cell itself raised (a NameError, say): show the student's own error, which
+        # can only cost points, in a fresh output
+        e = kernel_errors[0]
+        cell["outputs"].append(NotebookNode(
+            output_type="error", ename=_clip(e.get("ename", "Error"), 200),
+            evalue=_clip(e.get("evalue", ""), 2000),
+            traceback=[_clip(t, 4000) for t in list(e.get("traceback", []))[:50]]))
+    else:
         name = ename if kind == "exception" and ename else "AssertionError"
-        cell["outputs"].append(NotebookNode(output_type="error", ename=name, evalue=msg,
-                                            traceback=[f"\x1b[0;31m{name}\x1b[0m: {msg}"]))
+        cell["outputs"].append(_error_output(_clip(name, 200), msg))
     return {"check": cid, "hidden": hidden, "kind": kind, "message": msg}
+
+
+def _enforce_verdict(cell, failure: dict | None) -> None:
+    """A checked test cell holds fresh stdout streams and, if it failed, one error output:
+    its nbgrader score is then the trusted verdict's, whatever ran before."""
+    outs = [o for o in (_stdout_only(x) for x in cell.get("outputs", [])) if o is not None]
+    if failure is not None:
+        err = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+        outs.append(_error_output(_clip(err.get("ename", "AssertionError"), 200),
+                                  _clip(err.get("evalue", ""), 2000))
+                    if err is not None else _error_output("AssertionError", failure["message"]))
+    cell["outputs"] = outs
+
+
+_MARKDOWN_TAGS = {"a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt",
+                  "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd", "li",
+                  "ol", "p", "pre", "s", "span", "strong", "sub", "sup", "table", "tbody",
+                  "td", "th", "thead", "tr", "ul"}
+_MARKDOWN_ATTRS = {"a": ["href", "title"], "img": ["src", "alt", "title"], "*": ["class", "id"],
+                   "td": ["align"], "th": ["align"]}
+
+
+def sanitize_markdown_cells(nb) -> None:
+    """Render every markdown cell to HTML and keep only inert HTML (no script, event
+    handler, iframe, form, style or ``javascript:`` URL), as a raw HTML cell: the student's
+    markdown reaches the feedback page only through this sanitizer (outputs go through
+    nbconvert's ``sanitize_html``)."""
+    import bleach
+    from nbconvert.filters import markdown2html
+
+    for cell in nb.cells:
+        if cell.cell_type not in ("markdown", "raw"):
+            continue
+        source = cell.source if isinstance(cell.source, str) else "".join(cell.source)
+        html = markdown2html(source) if cell.cell_type == "markdown" else (
+            "<pre>" + bleach.clean(source) + "</pre>")
+        clean = bleach.clean(html, tags=_MARKDOWN_TAGS, attributes=_MARKDOWN_ATTRS,
+                             protocols=["http", "https", "mailto"], strip=True,
+                             strip_comments=True)
+        cell.cell_type = "raw"
+        cell.source = clean
+        cell.pop("attachments", None)
+        cell.metadata["raw_mimetype"] = "text/html"
+        cell.metadata["format"] = "text/html"
 
 
 def _error_output(ename: str, message: str):
@@ -501,7 +572,9 @@ def _feedback_html(nb, resources, config, key, scores, total, max_total, hidden_
         exporter, setter = _exporter(config, key, extra_clear)
         if setter is not None:
             setter.grades, setter.total, setter.max_total = scores, total, max_total
-        body, _ = exporter.from_notebook_node(copy.deepcopy(nb), resources=copy.deepcopy(resources))
+        page = copy.deepcopy(nb)
+        sanitize_markdown_cells(page)
+        body, _ = exporter.from_notebook_node(page, resources=copy.deepcopy(resources))
         return body
 
     def leaks(text: str) -> list:
@@ -698,7 +771,7 @@ def _grade_notebook(stem, text, task, bundle: Bundle, env: dict, limits) -> dict
             files[rel] = fdir / rel
     sb = _sandbox.SandboxFiles(student_lib=Path(env["lib"]), cases=Path(env["cases"]),
                                files={}, mask=tuple(bundle.mask),
-                               env={"NORMLAB_GRADING_SEED": str(bundle.seed)})
+                               env={"NORMLAB_GRADING_CASES": _sandbox.CASES})
     # the assignment's own files, copied for this run (the notebook may change them)
     run_files = Path(tempfile.mkdtemp(prefix="files-", dir=_worker_root()))
     try:
@@ -759,6 +832,10 @@ def _finish(stem, nb, resources, ex, bundle: Bundle, env, config, notes, timings
         notes.append("cells interrupted by the per-cell timeout: "
                      + ", ".join(str(i + 1) for i in ex.timed_out_cells))
     nb, resources = _post_execute(nb, resources, config)
+    for cell in nb.cells:  # the course's preprocessors ran on those cells: rebuild them again
+        if utils.is_grade(cell) and cell.cell_type == "code" and bundle.cells.get(
+                cell.metadata.nbgrader.get("grade_id")):
+            _enforce_verdict(cell, failures.get(cell.metadata.nbgrader.get("grade_id")))
     cells = []
     scores = {}
     for cell in nb.cells:
