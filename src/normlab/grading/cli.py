@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -91,6 +92,64 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # ----------------------------------------------------------------------------- helpers
+# The process's current directory is shared by every thread, and it is what worker
+# processes start in. nbgrader's converters (generate_assignment, in course.ensure_gradebook)
+# chdir into a temporary course copy that is deleted afterwards: a worker spawned meanwhile
+# would live in a deleted folder. Whatever may change the directory holds this lock, and so
+# does starting the workers.
+_CWD_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def _kept_cwd():
+    """Run a block that may chdir (nbgrader), then return to the directory we were in."""
+    with _CWD_LOCK:
+        cwd = os.getcwd()
+        try:
+            yield
+        finally:
+            os.chdir(cwd)
+
+
+def _stable_dir(prefix: str) -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(prefix=prefix)
+
+
+def _worker_chdir(worker=None):
+    """In a worker: work in the worker's own local directory, never in an inherited one."""
+    d = None
+    try:
+        d = worker.local_directory if worker is not None else None
+    except Exception:
+        d = None
+    if not d:
+        try:
+            from distributed import get_worker
+
+            d = get_worker().local_directory
+        except Exception:
+            import tempfile
+
+            d = tempfile.gettempdir()
+    os.makedirs(d, exist_ok=True)
+    os.chdir(d)
+    return d
+
+
+def _cwd_plugin():
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class StableCwd(WorkerPlugin):
+        name = "normlab-stable-cwd"
+
+        def setup(self, worker):
+            _worker_chdir(worker)
+
+    return StableCwd()
+
+
 @contextlib.contextmanager
 def _locked(out: Path):
     out.mkdir(parents=True, exist_ok=True)
@@ -224,14 +283,14 @@ def _gradebook_write_inner(db: Path, rec: dict, out: Path, config) -> None:
     from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
     from nbgrader.utils import parse_utc
 
+    from .intake import parse_timestamp
+
     a, s = rec["assignment"], rec["student"]
     url = f"sqlite:///{db}"
-    ts = None
-    if rec.get("timestamp"):
-        try:
-            ts = parse_utc(rec["timestamp"])
-        except Exception:
-            ts = None
+    ts = parse_timestamp(rec["timestamp"]) if rec.get("timestamp") else None
+    if rec.get("timestamp") and ts is None and not rec.get("timestamp_problem"):
+        rec["timestamp_problem"] = (f"the submission time {rec['timestamp']!r} could not be read: "
+                                    "lateness was NOT assessed; check it by hand")
     with Gradebook(url) as gb:
         gb.update_or_create_student(s)
         if ts is not None:
@@ -289,10 +348,9 @@ class _Cluster:
     workers import the grading code and render a first page while the coordinator reads
     the submissions and prepares the gradebook)."""
 
-    def __init__(self, scheduler: str | None, n_workers: int):
-        import threading
-
+    def __init__(self, scheduler: str | None, n_workers: int, local_directory: str | None = None):
         self.scheduler, self.n_workers = scheduler, n_workers
+        self.local_directory = local_directory
         self.client = self.cluster = self.error = None
         self._thread = threading.Thread(target=self._start, name="normlab-grade-dask", daemon=True)
         self._thread.start()
@@ -306,10 +364,16 @@ class _Cluster:
             if self.scheduler:
                 self.client = Client(self.scheduler, timeout=60)
             else:
-                self.cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1,
-                                            processes=True, dashboard_address=None,
-                                            memory_limit=0, silence_logs=logging.ERROR)
+                # workers start from a stable directory (never one nbgrader is in) and keep
+                # their files in an explicit local directory
+                with _CWD_LOCK:
+                    self.cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1,
+                                                processes=True, dashboard_address=None,
+                                                memory_limit=0, silence_logs=logging.ERROR,
+                                                local_directory=self.local_directory)
                 self.client = Client(self.cluster)
+            # every worker (also one restarted later) works in its own local directory
+            self.client.register_plugin(_cwd_plugin())
             report = self.client.run(warm_up)
             bad = [w for w, r in report.items() if not (isinstance(r, dict) and r.get("bwrap"))]
             if bad:
@@ -337,8 +401,6 @@ class _Cluster:
 
     def close_soon(self):
         """Start closing in the background (the reports are written meanwhile)."""
-        import threading
-
         self._closer = threading.Thread(target=self.close, daemon=True)
         self._closer.start()
 
@@ -384,7 +446,11 @@ def main(argv=None) -> int:
         cluster = None
 
         def start_cluster():
-            c = _Cluster(args.scheduler, n_workers)
+            import shutil
+
+            scratch = _stable_dir("normlab-grade-dask-")
+            stack.callback(shutil.rmtree, scratch, True)
+            c = _Cluster(args.scheduler, n_workers, scratch)
             stack.callback(c.join)
             return c
 
@@ -393,19 +459,26 @@ def main(argv=None) -> int:
             _phase("intake")
             intake = collect(args.submissions, specs, only)
         except (UnsafeArchive, FileNotFoundError) as exc:
-            log(str(exc))
+            from .report import for_terminal
+            log(for_terminal(str(exc)))
             return 2
         rejections = [dict(path=r.path, reason=r.reason, student=r.student, assignment=r.assignment)
                       for r in intake.rejections]
         assignments = sorted({s.assignment for s in intake.submissions})
+        db = (args.gradebook.resolve() if args.gradebook else out / "gradebook.db")
+        _phase("gradebook")
+        # before any worker starts: nbgrader's generate_assignment changes the directory
+        # (fast when the gradebook already holds the assignment)
+        for a in assignments:
+            with _kept_cwd():
+                course_mod.ensure_gradebook(course, a, db)
         if args.force or any(_looks_new(out, sub, args.retry_failed) for sub in intake.submissions):
             cluster = start_cluster()  # workers warm up while the coordinator prepares
-        db = (args.gradebook.resolve() if args.gradebook else out / "gradebook.db")
         bundles = {}
-        _phase("gradebook and bundles")
+        _phase("bundles")
         for a in assignments:
-            course_mod.ensure_gradebook(course, a, db)
-            bundles[a] = course_mod.build_bundle(course, a, db, seed, args.expose_libraries)
+            with _kept_cwd():
+                bundles[a] = course_mod.build_bundle(course, a, db, seed, args.expose_libraries)
         # plan: what is done already, what is left
         tasks, skipped = [], []
         for sub in intake.submissions:
@@ -418,10 +491,12 @@ def main(argv=None) -> int:
             tasks.append({"student": sub.student, "assignment": sub.assignment,
                           "display_name": sub.display_name, "notebooks": sub.notebooks,
                           "missing": sub.missing, "digest": sub.digest(), "key": key,
-                          "notes": sub.notes, "timestamp": sub.timestamp})
+                          "notes": sub.notes, "timestamp": sub.timestamp,
+                          "timestamp_problem": sub.timestamp_problem})
         for rec in skipped:  # records a previous run saved but did not put in the gradebook
             if _needs_sync(out, rec):
-                _gradebook_write(db, rec, out, course.config)
+                with _kept_cwd():
+                    _gradebook_write(db, rec, out, course.config)
         results = []
         interrupted = False
         if tasks:
@@ -433,7 +508,8 @@ def main(argv=None) -> int:
             except KeyboardInterrupt:
                 interrupted = True
             except _SetupError as exc:
-                log(str(exc))
+                from .report import for_terminal
+                log(for_terminal(str(exc)))
                 return 2
         if cluster is not None:
             cluster.close_soon()
@@ -445,10 +521,11 @@ def main(argv=None) -> int:
 
         atomic_write(out / "rejected.json", json.dumps(rejections, indent=1))
         _phase("reports")
-        write_reports(out, every, rejections)
+        write_reports(out, every, rejections, intake.notes)
         _phase("waiting for the cluster to close")
     _phase("done")
-    _final_count(results, skipped, rejections, log, time.monotonic() - started, interrupted, out)
+    _final_count(results, skipped, rejections, log, time.monotonic() - started, interrupted, out,
+                 intake.notes)
     if interrupted:
         return 130
     bad = [r for r in results if r["status"] != "graded"] or rejections
@@ -491,11 +568,13 @@ def _run(args, cluster, tasks, bundles, limits, out, db, config) -> list:
             reason = (f"the grading worker died while grading this submission ({name})"
                       if name == "KilledWorker" else f"grading task failed: {name}: {exc}")
             res = _failed_result(task, bundles[task["assignment"]], reason)
+        res["timestamp_problem"] = task.get("timestamp_problem")
         if not results:
             _phase("first result")
         rec = _save_result(out, res)
         try:
-            _gradebook_write(db, rec, out, config)
+            with _kept_cwd():
+                _gradebook_write(db, rec, out, config)
         except Exception as exc:
             rec.setdefault("notes", []).append(f"gradebook not updated: {type(exc).__name__}: {exc}")
         results.append(rec)
@@ -511,16 +590,25 @@ def _run(args, cluster, tasks, bundles, limits, out, db, config) -> list:
     return results
 
 
-def _final_count(results, skipped, rejections, log, seconds, interrupted, out) -> None:
+def _final_count(results, skipped, rejections, log, seconds, interrupted, out, notes=()) -> None:
+    from .report import for_terminal as t
+
     graded = [r for r in results if r["status"] == "graded"]
     failed = [r for r in results if r["status"] != "graded"]
     lines = [f"{len(results) + len(skipped)} submission(s) in {seconds:.1f} s: graded {len(graded)}, "
              f"failed {len(failed) + len(rejections)}, skipped {len(skipped)} (already graded)"]
     for r in failed:
-        lines.append(f"  failed: {r['student']} / {r['assignment']} ({r['status']}, score "
-                     f"{r['score']:g}/{r['max_score']:g}): {r.get('reason')}")
+        lines.append(f"  failed: {t(r['student'])} / {t(r['assignment'])} ({t(r['status'])}, score "
+                     f"{r['score']:g}/{r['max_score']:g}): {t(r.get('reason'))}")
     for r in rejections:
-        lines.append(f"  failed: {r['path']}: {r['reason']}")
+        lines.append(f"  failed: {t(r['path'])}: {t(r['reason'])}")
+    for r in [*results, *skipped]:
+        if r.get("timestamp_problem"):
+            lines.append(f"  lateness not assessed: {t(r['student'])} / {t(r['assignment'])}: "
+                         f"{t(r['timestamp_problem'])}")
+    for n in notes:
+        if n.startswith("student id collision"):
+            lines.append(f"  {t(n)}")
     if interrupted:
         lines.append("interrupted: run the same command again to grade what is left")
     lines.append(f"outputs in {out} (grades.csv, summary.md, autograded/, feedback/)")

@@ -60,7 +60,7 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Mapping
+from typing import Mapping
 
 __all__ = [
     "AssignmentSpec",
@@ -74,6 +74,7 @@ __all__ = [
     "repair_notebook",
     "NotebookRejected",
     "safe_student_id",
+    "parse_timestamp",
 ]
 
 IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini", "timestamp.txt"}
@@ -108,6 +109,7 @@ class Submission:
     notes: list = field(default_factory=list)
     origin: list = field(default_factory=list)  # input paths used
     timestamp: str | None = None
+    timestamp_problem: str | None = None  # a time was given but none could be read
 
     def digest(self) -> str:
         """sha256 of what is graded (assignment, student, notebooks, timestamp)."""
@@ -129,6 +131,8 @@ class Rejection:
     reason: str
     student: str | None = None
     assignment: str | None = None
+    parts: tuple = ()  # a refused zip member: its place in the layout (path components)
+    file: bool = False  # parts ends with the member's file name
 
 
 @dataclass
@@ -156,82 +160,152 @@ class ZipLimits:
 
 
 # ----------------------------------------------------------------------------- zips
-def _member_problem(info: zipfile.ZipInfo) -> str | None:
+MAX_NAME_BYTES = 255  # one path component (Linux NAME_MAX)
+MAX_PATH_BYTES = 1024  # a whole member path
+
+
+def _show(name: str, limit: int = 160) -> str:
+    """A file or member name for a message: repr (control characters escaped), clipped."""
+    text = repr(name)
+    if len(text) > limit:
+        text = text[: limit - 40] + f"...' ({len(name.encode('utf-8', 'backslashreplace'))} bytes)"
+    return text
+
+
+def _clean(text: str) -> str:
+    """A name from the file system or a zip as valid text (undecodable bytes as \\xNN)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _member_parts(info: zipfile.ZipInfo) -> list[str]:
+    return [p for p in info.filename.replace("\\", "/").split("/") if p not in ("", ".")]
+
+
+def _bad_component(part: str) -> str | None:
+    if "\0" in part:
+        return "has a NUL byte in its name"
+    if any(unicodedata.category(ch) == "Cc" for ch in part):
+        return "has control characters in its name"
+    if len(part.encode("utf-8", "backslashreplace")) > MAX_NAME_BYTES:
+        return f"has a name component longer than {MAX_NAME_BYTES} bytes"
+    return None
+
+
+def _member_problem(info: zipfile.ZipInfo, limits: "ZipLimits") -> str | None:
     name = info.filename.replace("\\", "/")
     mode = (info.external_attr >> 16) & 0o170000
     if mode == stat.S_IFLNK:
         return "is a symbolic link"
     if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
         return "has an absolute path"
-    parts = [p for p in name.split("/") if p not in ("", ".")]
+    parts = _member_parts(info)
     if any(p == ".." for p in parts):
         return "has a path that leaves the archive (..)"
-    if any("\0" in p for p in parts):
-        return "has a NUL byte in its name"
     if not parts:
         return "has an empty name"
+    for p in parts:
+        problem = _bad_component(p)
+        if problem:
+            return problem
+    if len("/".join(parts).encode("utf-8", "backslashreplace")) > MAX_PATH_BYTES:
+        return f"has a path longer than {MAX_PATH_BYTES} bytes"
+    if info.is_dir():
+        return None
+    if info.flag_bits & 0x1:
+        return "is encrypted (password-protected): it cannot be read"
+    if info.file_size > limits.max_member_bytes:
+        return (f"is {info.file_size / 2**20:.0f} MiB (limit "
+                f"{limits.max_member_bytes / 2**20:.0f} MiB)")
+    if (info.file_size > 2**20 and info.compress_size > 0
+            and info.file_size / info.compress_size > limits.max_ratio):
+        return (f"is compressed {info.file_size / info.compress_size:.0f}:1: refused as a "
+                "possible zip bomb")
     return None
+
+
+def _safe_prefix(info: zipfile.ZipInfo) -> tuple[tuple, bool]:
+    """The member's path components that can be shown as a place in the layout (the
+    folders up to the first bad component; the file name too when it is fine)."""
+    name = info.filename.replace("\\", "/")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        return (), False
+    parts = _member_parts(info)
+    if any(p == ".." for p in parts):
+        return (), False
+    good = []
+    for p in parts:
+        if _bad_component(p):
+            return tuple(good), False
+        good.append(p)
+    return tuple(good), not info.is_dir()
 
 
 def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike,
                  limits: ZipLimits = ZipLimits()) -> list[Rejection]:
     """Extract ``archive`` into ``dest`` (which must exist), refusing unsafe members.
 
-    Returns one ``Rejection`` per refused member. Raises ``UnsafeArchive`` when the archive
-    as a whole is refused (unreadable, too many members, too large, a bomb).
+    Returns one ``Rejection`` per refused member (absolute or ``..`` paths, symlinks, names
+    with control characters or components over 255 bytes, encrypted, too large, compressed
+    like a bomb, expanding beyond the declared size, a bad CRC, truncated data...): the rest
+    of the archive is used. Raises ``UnsafeArchive`` only when the archive as a whole is
+    refused (unreadable, too many members, too large in total). Never raises anything else.
     """
     dest = Path(dest).resolve()
+    label = _clean(os.path.basename(str(archive)))
     refused: list[Rejection] = []
+
+    def refuse(info, why, keep_place=True):
+        parts, is_file = _safe_prefix(info) if keep_place else ((), False)
+        refused.append(Rejection(f"{label}:{_clean(info.filename)}",
+                                 f"zip member refused: {_show(_clean(info.filename))} {why}",
+                                 parts=parts, file=is_file))
+        if parts:  # keep the place in the layout (the student's folder) visible
+            try:
+                dest.joinpath(*(parts[:-1] if is_file else parts)).mkdir(parents=True, exist_ok=True)
+            except OSError:
+                pass
+
     try:
         zf = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise UnsafeArchive(f"{os.path.basename(str(archive))} is not a readable zip file: {exc}") from None
-    with zf:
         infos = zf.infolist()
+    except Exception as exc:  # BadZipFile, OSError, bad names (UnicodeDecodeError), ...
+        raise UnsafeArchive(f"{label} is not a readable zip file: "
+                            f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    with zf:
         if len(infos) > limits.max_members:
-            raise UnsafeArchive(
-                f"{os.path.basename(str(archive))} has {len(infos)} members (limit {limits.max_members})")
-        declared = sum(i.file_size for i in infos if not i.is_dir())
+            raise UnsafeArchive(f"{label} has {len(infos)} members (limit {limits.max_members})")
+        problems = {id(i): _member_problem(i, limits) for i in infos}
+        declared = sum(i.file_size for i in infos if not i.is_dir() and not problems[id(i)])
         if declared > limits.max_total_bytes:
             raise UnsafeArchive(
-                f"{os.path.basename(str(archive))} would expand to {declared / 2**20:.0f} MiB "
+                f"{label} would expand to {declared / 2**20:.0f} MiB "
                 f"(limit {limits.max_total_bytes / 2**20:.0f} MiB): refused as a possible zip bomb")
         total = 0
         for info in infos:
-            problem = _member_problem(info)
+            problem = problems[id(info)]
             if problem:
-                refused.append(Rejection(f"{os.path.basename(str(archive))}:{info.filename}",
-                                         f"zip member refused: {info.filename!r} {problem}"))
+                refuse(info, problem)
                 continue
-            if info.is_dir():
-                continue
-            if info.file_size > limits.max_member_bytes:
-                refused.append(Rejection(
-                    f"{os.path.basename(str(archive))}:{info.filename}",
-                    f"zip member refused: {info.filename!r} is {info.file_size / 2**20:.0f} MiB "
-                    f"(limit {limits.max_member_bytes / 2**20:.0f} MiB)"))
-                continue
-            if (info.file_size > 2**20 and info.compress_size > 0
-                    and info.file_size / info.compress_size > limits.max_ratio):
-                raise UnsafeArchive(
-                    f"{os.path.basename(str(archive))}: member {info.filename!r} is compressed "
-                    f"{info.file_size / info.compress_size:.0f}:1: refused as a zip bomb")
-            parts = [p for p in info.filename.replace("\\", "/").split("/") if p not in ("", ".")]
+            parts = _member_parts(info)
             target = dest.joinpath(*parts)
-            # resolve() without following anything we did not create: all parents are ours
-            if os.path.commonpath([str(target.resolve()), str(dest)]) != str(dest):
-                refused.append(Rejection(f"{os.path.basename(str(archive))}:{info.filename}",
-                                         f"zip member refused: {info.filename!r} leaves the archive"))
-                continue
             try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-            except (FileExistsError, NotADirectoryError):
-                refused.append(Rejection(f"{os.path.basename(str(archive))}:{info.filename}",
-                                         f"zip member refused: {info.filename!r} clashes with a file"))
-                continue
-            if target.exists() or target.is_symlink():
-                refused.append(Rejection(f"{os.path.basename(str(archive))}:{info.filename}",
-                                         f"zip member refused: {info.filename!r} appears twice"))
+                if os.path.commonpath([str(target.resolve()), str(dest)]) != str(dest):
+                    refuse(info, "leaves the archive", keep_place=False)
+                    continue
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                except (FileExistsError, NotADirectoryError):
+                    refuse(info, "clashes with a file", keep_place=False)
+                    continue
+                if target.exists() or target.is_symlink():
+                    refuse(info, "appears twice", keep_place=False)
+                    continue
+            except OSError as exc:
+                refuse(info, f"cannot be extracted ({type(exc).__name__}: {exc.strerror or exc})",
+                       keep_place=False)
                 continue
             written = 0
             try:
@@ -241,19 +315,24 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike,
                         if not chunk:
                             break
                         written += len(chunk)
-                        total += len(chunk)
-                        if written > info.file_size or total > limits.max_total_bytes:
-                            raise UnsafeArchive(
-                                f"{os.path.basename(str(archive))}: member {info.filename!r} "
-                                "expands beyond its declared size: refused as a zip bomb")
+                        if written > info.file_size or total + written > limits.max_total_bytes:
+                            raise _Bomb()
                         out.write(chunk)
-            except UnsafeArchive:
-                raise
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+                total += written
+            except _Bomb:
                 target.unlink(missing_ok=True)
-                refused.append(Rejection(f"{os.path.basename(str(archive))}:{info.filename}",
-                                         f"zip member refused: {info.filename!r} is damaged ({exc})"))
+                refuse(info, "expands beyond its declared size: refused as a zip bomb")
+            except Exception as exc:  # bad CRC, truncated data, unsupported compression...
+                try:
+                    target.unlink(missing_ok=True)
+                except OSError:
+                    pass
+                refuse(info, f"is damaged or unreadable ({type(exc).__name__}: {str(exc)[:200]})")
     return refused
+
+
+class _Bomb(Exception):
+    pass
 
 
 # ----------------------------------------------------------------------------- notebooks
@@ -414,83 +493,335 @@ def _reupload_rank(stem: str) -> int:
     return int(next(g for g in m.groups() if g)) if m else 0
 
 
-def _parse_ts(text: str | None):
-    if not text:
+def parse_timestamp(text: str | None):
+    """A submission time as a naive UTC ``datetime`` (nbgrader's convention), or None when
+    ``text`` is not a time. Accepts nbgrader's format (``2025-03-01 10:00:00.000000 UTC``),
+    ISO 8601 and Blackboard's ``2025-03-01-10-00-00``."""
+    if not text or not isinstance(text, str) or len(text) > 100:
         return None
+    text = text.strip()
     m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})", text)
-    if m:  # Blackboard
-        return _dt.datetime(*map(int, m.groups()))
-    from nbgrader.utils import parse_utc
-
     try:
-        return parse_utc(text)
+        if m:  # Blackboard
+            return _dt.datetime(*map(int, m.groups()))
+        if not re.match(r"^\d{4}-\d{2}-\d{2}", text):
+            return None  # dateutil reads almost anything ("3", "May"): only dated times count
+        from nbgrader.utils import parse_utc
+
+        value = parse_utc(text)
+        return value if isinstance(value, _dt.datetime) else None
     except Exception:
         return None
 
 
+_parse_ts = parse_timestamp
+
+
+@dataclass
+class _Pos:
+    """A submission's place in the input layout. Everything below it is this student's:
+    the student comes from here, never from the names inside."""
+
+    student: str
+    display: str
+    assignment: str | None  # given by the layout (nbgrader, exchange), else None
+    rel: str
+    stamps: list = field(default_factory=list)  # (where, text)
+    notes: list = field(default_factory=list)
+    rank: tuple = (False, 0)
+
+
 @dataclass
 class _File:
-    path: Path  # on disk
+    path: Path | None  # on disk (None: a refused zip member)
     rel: str  # as shown to the instructor
-    student: str | None
-    display: str
+    pos: _Pos
     assignment: str | None
-    filename: str  # the notebook/file name the student gave
+    filename: str  # the notebook/file name the student gave (relative to the position)
     timestamp: str | None = None
-    rank: tuple = ()
-    generic: bool = False
+    depth: int = 0
+    refused: str | None = None
+
+    @property
+    def student(self) -> str:
+        return self.pos.student
+
+    @property
+    def display(self) -> str:
+        return self.pos.display
+
+    @property
+    def rank(self) -> tuple:
+        return self.pos.rank
 
 
-def _classify(rel_parts: list[str], known: Mapping[str, AssignmentSpec]) -> dict | None:
-    """Student, assignment and file name of one input file from its path, or None."""
-    parts = list(rel_parts)
-    if "submitted" in parts[:-1]:
-        parts = parts[len(parts) - parts[::-1].index("submitted"):]
-    fname = parts[-1]
-    dirs = parts[:-1]
-    # exchange: <student>+<assignment>+<timestamp>[+random]/...
-    for i, d in enumerate(dirs):
-        m = _EXCHANGE.match(d)
-        if m:
-            return dict(student=m["student"], display=m["student"], assignment=m["assignment"],
-                        filename="/".join(parts[i + 1:]), timestamp=m["ts"])
-    # Moodle folder or file
-    for i, d in enumerate(dirs):
-        m = _MOODLE.match(d)
-        if m:
-            return dict(student=f"{m['name']}_{m['pid']}", display=m["name"], assignment=None,
-                        filename="/".join(parts[i + 1:]))
-    m = _MOODLE.match(fname)
-    if m and m["rest"]:
-        return dict(student=f"{m['name']}_{m['pid']}", display=m["name"], assignment=None,
-                    filename=m["rest"])
-    # Blackboard
-    m = _BLACKBOARD.match(fname)
-    if m and m["file"]:
-        return dict(student=m["user"], display=m["user"], assignment=None, filename=m["file"],
-                    timestamp=m["ts"])
-    # Canvas
-    m = _CANVAS.match(fname)
-    if m:
-        return dict(student=f"{m['name']}_{m['uid']}", display=m["name"], assignment=None,
-                    filename=m["file"], late=bool(m["late"]), sid=int(m["sid"]))
-    # nbgrader course layout: <student>/<assignment>/...
-    for i in range(len(dirs) - 1):
-        if dirs[i + 1] in known:
-            return dict(student=dirs[i], display=dirs[i], assignment=dirs[i + 1],
-                        filename="/".join(parts[i + 2:]))
-    # a folder per student: the folder that holds the file names the student
-    if dirs:
-        return dict(student=dirs[-1], display=dirs[-1], assignment=None, filename=fname,
-                    generic=True)
-    return dict(student=None, display="", assignment=None, filename=fname)
+@dataclass
+class _Ctx:
+    root: Path
+    prefix: str
+    depth: int  # zip nesting
 
 
-def _walk(root: Path) -> Iterable[Path]:
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_DIRS)
-        for f in sorted(filenames):
-            yield Path(dirpath) / f
+class _Scan:
+    """Walks the input from the top. At each level above the submissions, LMS names
+    (exchange, Moodle, Canvas, Blackboard) are submissions; otherwise, if any folder at
+    the level holds an assignment folder or a notebook, every folder at that level is one
+    student's submission; else the level's folders are enclosing folders, looked into."""
+
+    def __init__(self, known, only, limits, tmp: Path, result: Intake):
+        self.known, self.only, self.limits, self.tmp, self.result = known, only, limits, tmp, result
+        self.files: list[_File] = []
+        self.positions: list[_Pos] = []
+        self.loose: list[str] = []  # non-notebook files outside any submission
+        self.pseudo: dict = {}  # Path -> reason: refused zip members, placed in the layout
+        self.owned_rejections: list = []  # (Rejection, _Pos)
+        self._seen_bad: set = set()
+
+    # -- the file system
+    def rel(self, path: Path, ctx: _Ctx) -> str:
+        try:
+            parts = path.relative_to(ctx.root).parts
+        except ValueError:
+            parts = (path.name,)
+        return _clean(ctx.prefix + "/".join(parts))
+
+    def children(self, d: Path, ctx: _Ctx):
+        dirs, files = [], []
+        try:
+            entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError as exc:
+            self.bad(self.rel(d, ctx), f"cannot read this folder: {exc.strerror or exc}")
+            entries = []
+        for e in entries:
+            p = Path(e.path)
+            try:
+                if e.is_symlink():
+                    self.bad(self.rel(p, ctx), "symbolic link ignored")
+                elif e.is_dir(follow_symlinks=False):
+                    if e.name not in IGNORED_DIRS:
+                        dirs.append(p)
+                elif e.is_file(follow_symlinks=False):
+                    if not e.name.startswith("._") and (e.name not in IGNORED_NAMES
+                                                        or e.name == "timestamp.txt"):
+                        files.append(p)
+                else:
+                    self.bad(self.rel(p, ctx), "not a regular file: ignored")
+            except OSError as exc:
+                self.bad(self.rel(p, ctx), f"cannot read: {exc.strerror or exc}")
+        files += [p for p in self.pseudo if p.parent == d and not p.exists()]
+        return dirs, sorted(files)
+
+    def bad(self, rel: str, reason: str, pos: _Pos | None = None):
+        if (rel, reason) in self._seen_bad:
+            return
+        self._seen_bad.add((rel, reason))
+        r = Rejection(rel, reason, pos.student if pos else None, pos.assignment if pos else None)
+        self.result.rejections.append(r)
+        if pos is not None:
+            self.owned_rejections.append((r, pos))
+
+    def extract(self, path: Path, rel: str, pos: _Pos | None) -> Path | None:
+        sub = self.tmp / f"z{len(list(self.tmp.iterdir()))}"
+        sub.mkdir()
+        try:
+            refused = safe_extract(path, sub, self.limits)
+        except UnsafeArchive as exc:
+            self.bad(rel, str(exc), pos)
+            return None
+        except Exception as exc:  # never take the run down
+            self.bad(rel, f"cannot open this zip: {type(exc).__name__}: {str(exc)[:200]}", pos)
+            return None
+        for r in refused:
+            r.path = f"{rel}:{r.path.split(':', 1)[1]}"
+            self.result.rejections.append(r)
+            if pos is not None:
+                r.student, r.assignment = pos.student, pos.assignment
+                self.owned_rejections.append((r, pos))
+            if r.parts and r.file:
+                self.pseudo[sub.joinpath(*r.parts)] = r.reason
+        return sub
+
+    def stamp_file(self, path: Path, pos: _Pos, ctx: _Ctx):
+        try:
+            with open(path, "rb") as fh:
+                raw = fh.read(1001)
+        except OSError as exc:
+            pos.notes.append(f"timestamp.txt at {self.rel(path, ctx)} cannot be read ({exc.strerror})")
+            return
+        lines = [line.strip() for line in raw[:1000].decode("utf-8", "replace").splitlines()
+                 if line.strip()]
+        where = self.rel(path, ctx)
+        if not lines:
+            pos.stamps.append((where, ""))
+        for line in lines[:20]:
+            pos.stamps.append((where, line[:100]))
+
+    # -- levels above the submissions
+    def level(self, d: Path, ctx: _Ctx):
+        dirs, files = self.children(d, ctx)
+        plain = []
+        for c in dirs:
+            name = _clean(c.name)
+            m = _EXCHANGE.match(name)
+            if m:
+                pos = self.position(m["student"], m["student"], m["assignment"], c, ctx)
+                pos.stamps.append((self.rel(c, ctx) + " (folder name)", m["ts"]))
+                self.own(c, pos, ctx, top=c)
+                continue
+            m = _MOODLE.match(name)
+            if m:
+                pos = self.position(f"{m['name']}_{m['pid']}", m["name"], None, c, ctx)
+                self.own(c, pos, ctx, top=c)
+                continue
+            if name == "submitted":
+                self.level(c, ctx)
+                continue
+            plain.append(c)
+        students_here = any(self.student_like(c, ctx) for c in plain)
+        for c in plain:
+            if students_here:
+                self.student_folder(c, ctx)
+            else:
+                self.level(c, ctx)
+        for f in files:
+            self.level_file(f, ctx)
+
+    def student_like(self, c: Path, ctx: _Ctx) -> bool:
+        try:
+            for e in os.scandir(c):
+                if e.is_dir(follow_symlinks=False) and e.name in self.known:
+                    return True
+                if e.is_file(follow_symlinks=False) and e.name.lower().endswith(".ipynb"):
+                    return True
+        except OSError:
+            return False
+        return any(p.parent == c and p.name.lower().endswith(".ipynb") for p in self.pseudo)
+
+    def position(self, student, display, assignment, where: Path, ctx: _Ctx, rank=(False, 0)):
+        pos = _Pos(_clean(student), _clean(display), assignment, self.rel(where, ctx), rank=rank)
+        self.positions.append(pos)
+        return pos
+
+    def student_folder(self, c: Path, ctx: _Ctx):
+        name = _clean(c.name)
+        dirs, files = self.children(c, ctx)
+        generic = self.position(name, name, None, c, ctx)
+        rest = []
+        for x in dirs:
+            if x.name in self.known:  # nbgrader: <student>/<assignment>/
+                pos = self.position(name, name, x.name, x, ctx)
+                self.own(x, pos, ctx, top=x)
+            else:
+                rest.append(x)
+        self.own(c, generic, ctx, top=c, entries=(rest, files))
+
+    def level_file(self, f: Path, ctx: _Ctx):
+        rel = self.rel(f, ctx)
+        name = _clean(f.name)
+        low = name.lower()
+        if name == "timestamp.txt":
+            return
+        pos, filename, stamp = None, None, None
+        m = _MOODLE.match(name)
+        b = _BLACKBOARD.match(name)
+        c = _CANVAS.match(name)
+        if m and m["rest"]:
+            pos, filename = self.position(f"{m['name']}_{m['pid']}", m["name"], None, f, ctx), m["rest"]
+        elif b and b["file"]:
+            pos, filename, stamp = self.position(b["user"], b["user"], None, f, ctx), b["file"], b["ts"]
+            pos.stamps.append((rel + " (file name)", stamp))
+        elif c:
+            pos = self.position(f"{c['name']}_{c['uid']}", c["name"], None, f, ctx,
+                                rank=(bool(c["late"]), int(c["sid"])))
+            filename = c["file"]
+        if pos is not None:
+            if filename.lower().endswith(".zip"):
+                self.owned_zip(f, rel, pos, ctx)
+            else:
+                self.add(f, rel, pos, None, filename, 0, stamp)
+            return
+        if low.endswith(".zip"):  # a collection inside the input (several downloads)
+            if ctx.depth + 1 > self.limits.max_depth:
+                self.bad(rel, "zip inside a zip inside a zip: not opened")
+                return
+            sub = self.extract(f, rel, None)
+            if sub is not None:
+                self.level(sub, _Ctx(sub, rel + ":", ctx.depth + 1))
+            return
+        if low.endswith(".ipynb"):
+            stem = PurePosixPath(name).stem
+            if self.only and _norm_stem(stem) not in {
+                    _norm_stem(n) for n in self.known[self.only].notebooks}:
+                pos = self.position(stem, stem, None, f, ctx)
+                self.add(f, rel, pos, None, name, 0)
+            else:
+                self.bad(rel, "cannot tell whose notebook this is: put it in a folder named after "
+                              "the student, or use an LMS download layout")
+            return
+        self.loose.append(rel)
+
+    # -- inside a submission: everything is the position's
+    def own(self, d: Path, pos: _Pos, ctx: _Ctx, top: Path, entries=None, zip_root: Path | None = None,
+            zdepth: int = 0):
+        dirs, files = entries if entries is not None else self.children(d, ctx)
+        for f in files:
+            rel = self.rel(f, ctx)
+            if f.name == "timestamp.txt":
+                if f.parent == top and zip_root is None:
+                    self.stamp_file(f, pos, ctx)
+                else:
+                    pos.notes.append(f"{rel} ignored: only {pos.rel}/timestamp.txt gives the "
+                                     "submission time")
+                continue
+            if f.name.lower().endswith(".zip") and f.exists():
+                self.owned_zip(f, rel, pos, ctx, zdepth)
+                continue
+            base = zip_root if zip_root is not None else top
+            try:
+                inner = f.relative_to(base).parts
+            except ValueError:
+                inner = (f.name,)
+            assignment = pos.assignment
+            if assignment is None and zip_root is not None:
+                assignment = next((p for p in inner[:-1] if p in self.known), None)
+            self.add(f, rel, pos, assignment, _clean("/".join(inner)), len(inner) + zdepth)
+        for x in dirs:
+            self.own(x, pos, ctx, top, zip_root=zip_root, zdepth=zdepth)
+
+    def owned_zip(self, f: Path, rel: str, pos: _Pos, ctx: _Ctx, zdepth: int = 0):
+        if ctx.depth + zdepth + 1 > self.limits.max_depth:
+            self.bad(rel, "zip inside a zip inside a zip: not opened", pos)
+            return
+        sub = self.extract(f, rel, pos)
+        if sub is not None:
+            zctx = _Ctx(sub, rel + ":", ctx.depth)
+            self.own(sub, pos, zctx, top=sub, zip_root=sub, zdepth=zdepth + 1)
+
+    def add(self, f: Path, rel: str, pos: _Pos, assignment, filename: str, depth: int, stamp=None):
+        refused = self.pseudo.get(f) if not f.exists() else None
+        self.files.append(_File(None if refused else f, rel, pos, assignment, filename, stamp,
+                                depth, refused))
+
+
+def _latest_stamp(stamps):
+    """(text of the latest parseable time or None, notes, problem or None)."""
+    good, bad, notes = [], [], []
+    for where, text in stamps:
+        t = parse_timestamp(text)
+        (good if t is not None else bad).append((t, text, where))
+    for _, text, where in bad:
+        notes.append(f"unreadable submission time {_show(text)} in {where} ignored")
+    if good:
+        best = max(good, key=lambda g: g[0])
+        if len({g[0] for g in good}) > 1:
+            notes.append(f"{len(good)} different submission times given; the latest, "
+                         f"{best[1]} ({best[2]}), is used")
+        return best[1], notes, None
+    if bad:
+        problem = (f"the submission time could not be read ({_show(bad[0][1])} in {bad[0][2]}): "
+                   "lateness was NOT assessed; check it by hand")
+        return None, notes, problem
+    return None, notes, None
 
 
 def collect(source: str | os.PathLike, assignments: Mapping[str, AssignmentSpec],
@@ -501,6 +832,10 @@ def collect(source: str | os.PathLike, assignments: Mapping[str, AssignmentSpec]
     assignments: the gradable assignments by name. only: grade this assignment only
     (``None``: every assignment found). workdir: where zips are extracted (a temporary
     folder that is removed afterwards when None).
+
+    Raises ``FileNotFoundError`` or ``UnsafeArchive`` only for ``source`` itself (missing,
+    not a folder, a notebook or a readable zip); whatever is inside it becomes submissions,
+    rejections with a reason, or notes.
     """
     source = Path(source)
     result = Intake()
@@ -509,6 +844,7 @@ def collect(source: str | os.PathLike, assignments: Mapping[str, AssignmentSpec]
     try:
         if not source.exists():
             raise FileNotFoundError(f"{source} does not exist")
+        scan = _Scan(dict(assignments), only, limits, tmp, result)
         if source.is_file():
             if not zipfile.is_zipfile(source):
                 if source.suffix == ".ipynb":
@@ -520,96 +856,18 @@ def collect(source: str | os.PathLike, assignments: Mapping[str, AssignmentSpec]
             else:
                 root = tmp / "input"
                 root.mkdir()
-                result.rejections += safe_extract(source, root, limits)
+                for r in safe_extract(source, root, limits):
+                    result.rejections.append(r)
+                    if r.parts and r.file:
+                        scan.pseudo[root.joinpath(*r.parts)] = r.reason
         else:
             root = source
-        _collect_tree(root, "", assignments, only, limits, tmp, result, depth=0)
+        scan.level(root, _Ctx(root, "", 0))
+        _group(scan, scan.known, only, result)
     finally:
         if own_tmp:
             shutil.rmtree(tmp, ignore_errors=True)
     return result
-
-
-def _collect_tree(root: Path, prefix: str, assignments, only, limits, tmp: Path, result: Intake,
-                  depth: int) -> None:
-    known = dict(assignments)
-    files: list[_File] = []
-    for path in _walk(root):
-        rel_parts = list(path.relative_to(root).parts)
-        rel = prefix + "/".join(rel_parts)
-        name = rel_parts[-1]
-        if name in IGNORED_NAMES or name.startswith("._") or path.is_symlink():
-            if path.is_symlink():
-                result.rejections.append(Rejection(rel, "symbolic link ignored"))
-            continue
-        info = _classify(rel_parts, known)
-        low = name.lower()
-        if low.endswith(".zip"):
-            if depth + 1 >= limits.max_depth + 1:
-                result.rejections.append(Rejection(rel, "zip inside a zip inside a zip: not opened"))
-                continue
-            sub = tmp / f"z{len(list(tmp.iterdir()))}"
-            sub.mkdir()
-            try:
-                refused = safe_extract(path, sub, limits)
-            except UnsafeArchive as exc:
-                result.rejections.append(Rejection(rel, str(exc), student=info and info.get("student")))
-                continue
-            result.rejections += refused
-            # the student's zip: its files belong to the student the zip's name says
-            if info and info.get("student"):
-                # a student's own zip: everything in it is that student's
-                for p in _walk(sub):
-                    rp = list(p.relative_to(sub).parts)
-                    if rp[-1] in IGNORED_NAMES or rp[-1].startswith("._") or p.is_symlink():
-                        continue
-                    inner_a = next((d for d in rp[:-1] if d in known), None)
-                    files.append(_File(p, rel + ":" + "/".join(rp), info["student"], info["display"],
-                                       info.get("assignment") or inner_a, rp[-1],
-                                       info.get("timestamp"),
-                                       (bool(info.get("late")), info.get("sid", 0))))
-            else:
-                _collect_tree(sub, rel + ":", assignments, only, limits, tmp, result, depth + 1)
-            continue
-        if info is None:
-            continue
-        f = _File(path, rel, info["student"], info["display"], info["assignment"],
-                  info["filename"], info.get("timestamp"),
-                  (bool(info.get("late")), info.get("sid", 0)))
-        f.generic = bool(info.get("generic"))
-        files.append(f)
-    # a folder per student: the folder holding a notebook is the student's; other files
-    # belong to the student whose folder holds them, at any depth (or to nobody)
-    student_dirs = {f.path.parent: f.student for f in files
-                    if getattr(f, "generic", False) and f.filename.lower().endswith(".ipynb")}
-    siblings = {d.parent for d in student_dirs}
-    for f in files:
-        if getattr(f, "generic", False) and not f.filename.lower().endswith(".ipynb"):
-            home = next((p for p in f.path.parents if p in student_dirs), None)
-            if home is None and only and f.path.parent.parent in siblings:
-                # a student's folder beside the others, with no notebook in it
-                home = f.path.parent
-                student_dirs[home] = home.name
-            f.student = f.display = student_dirs.get(home) if home else None
-            if home is not None:
-                f.filename = str(f.path.relative_to(home))
-    # timestamps from nbgrader's timestamp.txt
-    stamps: dict = {}
-    for path in _walk(root):
-        if path.name == "timestamp.txt":
-            try:
-                stamps[path.parent] = path.read_text(errors="replace").strip()[:100]
-            except OSError:
-                pass
-    for f in files:
-        if f.timestamp is None:
-            for parent in f.path.parents:
-                if parent in stamps:
-                    f.timestamp = stamps[parent]
-                    break
-                if parent == root:
-                    break
-    _group(files, known, only, result)
 
 
 def _which_assignment(f: _File, known: Mapping[str, AssignmentSpec], only: str | None,
@@ -633,124 +891,200 @@ def _which_assignment(f: _File, known: Mapping[str, AssignmentSpec], only: str |
     return None
 
 
-def _group(files: list[_File], known: Mapping[str, AssignmentSpec], only: str | None,
+def _student_ids(raws) -> tuple[dict, list]:
+    """raw student name -> id. Names that give the same id are told apart (the name that
+    *is* the id keeps it, the others get a suffix from their own name): a collision is
+    reported, never a merge, whatever the order."""
+    by_sid: dict = {}
+    for s in raws:
+        by_sid.setdefault(safe_student_id(s), set()).add(s)
+    ids, notes = {}, []
+    for sid, names in sorted(by_sid.items()):
+        if len(names) == 1:
+            ids[next(iter(names))] = sid
+            continue
+        for s in names:
+            ids[s] = sid if s == sid else f"{sid[:92]}_{hashlib.sha256(s.encode()).hexdigest()[:6]}"
+        notes.append("student id collision: " + ", ".join(
+            f"{_show(s)} graded as {ids[s]!r}" for s in sorted(names)))
+    return ids, notes
+
+
+def _group(scan: _Scan, known: Mapping[str, AssignmentSpec], only: str | None,
            result: Intake) -> None:
+    files = scan.files
     groups: dict = {}
+    places: dict = {}  # (student, assignment) -> positions
+
+    def place(key, pos):
+        lst = places.setdefault(key, [])
+        if all(p is not pos for p in lst):
+            lst.append(pos)
+
     for f in files:
-        low = f.filename.lower()
-        if not low.endswith(".ipynb"):
+        if not f.filename.lower().endswith(".ipynb"):
             continue
-        if f.student is None:
-            stem = PurePosixPath(f.filename).stem
-            if only and _norm_stem(stem) not in {_norm_stem(n) for n in known[only].notebooks}:
-                f.student, f.display = stem, stem
-            else:
-                result.rejections.append(Rejection(
-                    f.rel, "cannot tell whose notebook this is: put it in a folder named after "
-                    "the student, or use an LMS download layout"))
-                continue
         raw = None
-        try:
-            raw = f.path.read_bytes() if f.path.stat().st_size <= MAX_NOTEBOOK_BYTES else None
-        except OSError as exc:
-            result.rejections.append(Rejection(f.rel, f"cannot read: {exc}", f.student))
-            continue
-        try:
-            text_guess = raw.decode("utf-8", "replace") if raw is not None else None
-        except Exception:
-            text_guess = None
+        if f.refused is None:
+            try:
+                raw = f.path.read_bytes() if f.path.stat().st_size <= MAX_NOTEBOOK_BYTES else None
+            except OSError as exc:
+                scan.bad(f.rel, f"cannot read: {exc.strerror or exc}", f.pos)
+                continue
+        text_guess = raw.decode("utf-8", "replace") if raw is not None else None
         a = _which_assignment(f, known, only, text_guess)
         if a is None:
-            result.rejections.append(Rejection(
-                f.rel, "cannot tell which assignment this notebook is for (use --assignment)",
-                safe_student_id(f.student)))
+            if f.refused is None:
+                scan.bad(f.rel, "cannot tell which assignment this notebook is for (use --assignment)",
+                         f.pos)
             continue
         if only and a != only:
             continue
         if a not in known:
-            result.rejections.append(Rejection(f.rel, f"unknown assignment {a!r}",
-                                               safe_student_id(f.student), a))
+            scan.bad(f.rel, f"unknown assignment {a!r}", f.pos)
             continue
         groups.setdefault((f.student, a), []).append((f, raw))
-    # also: students with files but no notebook at all for an assignment (nbgrader layout)
-    for f in files:
-        if f.filename.lower().endswith(".ipynb") or f.student is None:
+        place((f.student, a), f.pos)
+    # a place the layout gives (submitted/<student>/<assignment>/, an exchange folder) is a
+    # submission even with no notebook in it
+    for pos in scan.positions:
+        a = pos.assignment
+        if a is None or (only and a != only):
             continue
-        a = f.assignment or only
-        if a in known and (f.student, a) not in groups and (not only or a == only):
-            groups[(f.student, a)] = []
-    ids_taken: dict = {}
-    for (student, a), items in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
-        spec = known[a]
-        sid = safe_student_id(student)
-        if (sid, a) in ids_taken and ids_taken[(sid, a)] != student:
-            sid = sid + "_" + hashlib.sha256(student.encode()).hexdigest()[:6]
-        ids_taken[(sid, a)] = student
-        sub = Submission(student=sid, assignment=a, display_name=items[0][0].display if items else student)
-        if sid != student:
-            sub.notes.append(f"student id {student!r} used as {sid!r}")
-        # the newest file wins per notebook name
-        items.sort(key=lambda fr: (str(_parse_ts(fr[0].timestamp) or ""), fr[0].rank,
-                                   _reupload_rank(PurePosixPath(fr[0].filename).stem), fr[0].rel))
-        by_name: dict = {}
-        for f, raw in items:
-            key = PurePosixPath(f.filename).name
-            if key in by_name:
-                sub.notes.append(f"{by_name[key][0].rel} replaced by the newer {f.rel}")
-            by_name[key] = (f, raw)
-        candidates = list(by_name.values())
-        # keep the newest of LMS re-uploads of the same notebook (02-zscore-1.ipynb ...)
-        dedup: dict = {}
-        for f, raw in candidates:
-            n = _norm_stem(PurePosixPath(f.filename).stem)
-            if n in dedup:
-                sub.notes.append(f"{dedup[n][0].rel} replaced by the newer {f.rel}")
-            dedup[n] = (f, raw)
-        candidates = list(dedup.values())
-        timestamps = [f.timestamp for f, _ in candidates if f.timestamp]
-        sub.timestamp = max(timestamps, key=lambda t: str(_parse_ts(t) or t)) if timestamps else None
-        used: set = set()
-        for stem in spec.notebooks:
-            chosen, how = _choose(stem, spec, candidates, used)
-            if chosen is None:
-                names = ", ".join(sorted(PurePosixPath(f.filename).name for f, _ in candidates)) or "none"
+        if a not in known:
+            scan.bad(pos.rel, f"unknown assignment {a!r}", pos)
+            continue
+        groups.setdefault((pos.student, a), [])
+        place((pos.student, a), pos)
+    # every other student in the input appears too: in each assignment graded
+    graded = [only] if only else sorted({a for _, a in groups})
+    has_row = {s for s, _ in groups}
+    for pos in scan.positions:
+        if pos.student in has_row:
+            continue
+        if graded:
+            for a in graded:
+                groups.setdefault((pos.student, a), [])
+                place((pos.student, a), pos)
+        else:
+            scan.bad(pos.rel, "no notebook found: cannot tell which assignment this is for "
+                              "(use --assignment)", pos)
+        has_row.add(pos.student)
+    ids, collisions = _student_ids({s for s, _ in groups} | {p.student for p in scan.positions})
+    result.notes += collisions
+    for r, pos in scan.owned_rejections:
+        r.student = ids.get(pos.student, safe_student_id(pos.student))
+    ignored_by: dict = {}
+    for f in files:
+        if not f.filename.lower().endswith(".ipynb"):
+            ignored_by.setdefault(f.student, []).append(f.filename)
+    for (student, a), items in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        sid = ids[student]
+        try:
+            sub = _submission(student, sid, known[a], items, places.get((student, a), []),
+                              ignored_by.get(student, []))
+        except Exception as exc:  # never take the run down: this one submission says why
+            sub = Submission(student=sid, assignment=a, display_name=student)
+            for stem in known[a].notebooks:
                 sub.notebooks[stem] = None
-                sub.missing[stem] = f"{stem}.ipynb was not submitted (notebooks found: {names})"
-                continue
-            f, raw = chosen
-            used.add(id(f))
-            sub.origin.append(f.rel)
-            if how:
-                sub.notes.append(how)
-            if raw is None:
-                sub.notebooks[stem] = None
-                sub.missing[stem] = (f"{f.rel} is larger than {MAX_NOTEBOOK_BYTES / 2**20:.0f} MiB "
-                                     "and was not graded")
-                continue
-            try:
-                text, notes = repair_notebook(raw, PurePosixPath(f.filename).name)
-            except NotebookRejected as exc:
-                sub.notebooks[stem] = None
-                sub.missing[stem] = str(exc)
-                continue
-            sub.notes += notes
-            sub.notebooks[stem] = text
-        extra = [f.rel for f, _ in candidates if id(f) not in used]
-        if extra:
-            sub.notes.append("ignored notebooks: " + ", ".join(extra))
+                sub.missing[stem] = (f"intake could not read this submission ({type(exc).__name__}: "
+                                     f"{str(exc)[:200]})")
+        for note in collisions:
+            if _show(student) in note:
+                sub.notes.append(note)
         result.submissions.append(sub)
     # extra (non-notebook) files are never given to the grader: say so
-    ignored = sorted({f.rel for f in files if not f.filename.lower().endswith(".ipynb")})
+    ignored = sorted({f.rel for f in files if not f.filename.lower().endswith(".ipynb")} | set(scan.loose))
     if ignored:
         result.notes.append(f"{len(ignored)} non-notebook file(s) ignored (the assignment's own "
                             "files are used instead), e.g. " + ", ".join(ignored[:5]))
-        by_student: dict = {}
-        for f in files:
-            if not f.filename.lower().endswith(".ipynb") and f.student is not None:
-                by_student.setdefault(safe_student_id(f.student), []).append(f.filename)
-        for sub in result.submissions:
-            if sub.student in by_student:
-                sub.notes.append("ignored files: " + ", ".join(sorted(by_student[sub.student])[:10]))
+
+
+def _submission(student: str, sid: str, spec: AssignmentSpec, items, places, ignored) -> Submission:
+    a = spec.name
+    display = items[0][0].display if items else (places[0].display if places else student)
+    sub = Submission(student=sid, assignment=a, display_name=display)
+    if sid != student:
+        sub.notes.append(f"student id {_show(student)} used as {sid!r}")
+    for p in places:
+        for n in p.notes:
+            if n not in sub.notes:
+                sub.notes.append(n)
+    stamps = [s for p in places for s in p.stamps]
+    sub.timestamp, tnotes, sub.timestamp_problem = _latest_stamp(stamps)
+    sub.notes += tnotes
+    if sub.timestamp_problem:
+        sub.notes.append(sub.timestamp_problem)
+    refused = [f for f, _ in items if f.refused]
+    for f in refused:
+        sub.notes.append(f"not graded: {f.refused}")
+    items = [(f, raw) for f, raw in items if not f.refused]
+    times = {}
+    for f, _ in items:
+        if id(f.pos) not in times:
+            times[id(f.pos)] = max((t for t in (parse_timestamp(x) for _, x in f.pos.stamps) if t),
+                                   default=_dt.datetime.min)
+    # the newest file wins per notebook name (submission time, LMS order, re-upload suffix,
+    # then the copy nearest the top of the submission)
+    items.sort(key=lambda fr: (times[id(fr[0].pos)], fr[0].rank,
+                               _reupload_rank(PurePosixPath(fr[0].filename).stem), -fr[0].depth,
+                               fr[0].rel))
+    by_name: dict = {}
+    for f, raw in items:
+        key = PurePosixPath(f.filename).name
+        if key in by_name:
+            sub.notes.append(f"{by_name[key][0].rel} replaced by the newer {f.rel}")
+        by_name[key] = (f, raw)
+    candidates = list(by_name.values())
+    # keep the newest of LMS re-uploads of the same notebook (02-zscore-1.ipynb ...)
+    dedup: dict = {}
+    for f, raw in candidates:
+        n = _norm_stem(PurePosixPath(f.filename).stem)
+        if n in dedup:
+            sub.notes.append(f"{dedup[n][0].rel} replaced by the newer {f.rel}")
+        dedup[n] = (f, raw)
+    candidates = list(dedup.values())
+    used: set = set()
+    for stem in spec.notebooks:
+        chosen, how = _choose(stem, spec, candidates, used)
+        if chosen is None:
+            names = ", ".join(sorted(PurePosixPath(f.filename).name for f, _ in candidates)) or "none"
+            sub.notebooks[stem] = None
+            where = f" in {places[0].rel}" if places else ""
+            reason = f"{stem}.ipynb was not submitted{where} (notebooks found: {names})"
+            if refused:
+                reason += "; refused: " + "; ".join(f.refused for f in refused)
+            sub.missing[stem] = reason
+            continue
+        f, raw = chosen
+        used.add(id(f))
+        sub.origin.append(f.rel)
+        if how:
+            sub.notes.append(how)
+        if raw is None:
+            sub.notebooks[stem] = None
+            sub.missing[stem] = (f"{f.rel} is larger than {MAX_NOTEBOOK_BYTES / 2**20:.0f} MiB "
+                                 "and was not graded")
+            continue
+        try:
+            text, notes = repair_notebook(raw, PurePosixPath(f.filename).name)
+        except NotebookRejected as exc:
+            sub.notebooks[stem] = None
+            sub.missing[stem] = str(exc)
+            continue
+        except Exception as exc:  # a notebook that breaks nbformat: this notebook's reason
+            sub.notebooks[stem] = None
+            sub.missing[stem] = (f"{PurePosixPath(f.filename).name} cannot be read as a notebook "
+                                 f"({type(exc).__name__})")
+            continue
+        sub.notes += notes
+        sub.notebooks[stem] = text
+    extra = [f.rel for f, _ in candidates if id(f) not in used]
+    if extra:
+        sub.notes.append("ignored notebooks: " + ", ".join(extra))
+    if ignored:
+        sub.notes.append("ignored files: " + ", ".join(sorted(ignored)[:10]))
+    return sub
 
 
 def _choose(stem: str, spec: AssignmentSpec, candidates, used):

@@ -22,7 +22,38 @@ import re
 import statistics
 from pathlib import Path
 
-__all__ = ["load_results", "write_reports", "atomic_write"]
+__all__ = ["load_results", "write_reports", "atomic_write", "for_terminal", "for_markdown"]
+
+
+def for_terminal(text) -> str:
+    """``text`` made safe for one terminal line: every character that is not printable
+    (control characters such as ESC, newlines, bidirectional overrides, undecodable bytes)
+    becomes its Python escape (``\\x1b``, ``\\n``, ``\\u202e``); the rest is unchanged. The one
+    rule for text of student origin printed to the instructor's terminal."""
+    text = "" if text is None else str(text)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable():
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch)
+                       or (f"\\x{code:02x}" if code < 0x100 else
+                           f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"))
+    return "".join(out)
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#!|~&$])")
+
+
+def for_markdown(text) -> str:
+    """``text`` made safe inside one line of markdown (a list item, a table cell): control
+    characters escaped as by ``for_terminal``, then every markdown/HTML special character
+    backslash-escaped, so it renders as the text itself (no emphasis, links, images, HTML,
+    table cells, headings, code). The one rule for text of student origin in summary.md."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", for_terminal(text))
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -55,6 +86,7 @@ def load_results(out: Path, assignments=None) -> list[dict]:
 
 def _safe_cell(value) -> str:
     text = "" if value is None else str(value)
+    text = "\n".join(for_terminal(line) for line in text.split("\n"))
     if text and text[0] in "=+-@\t\r" and not re.fullmatch(r"-?\d+(\.\d+)?", text):
         text = "'" + text
     return text
@@ -112,8 +144,9 @@ def _failure_key(cell: dict) -> str:
     return msg
 
 
-def _summary(results: list[dict], questions: dict, rejections: list[dict]) -> dict:
-    out = {"assignments": {}, "rejected_inputs": rejections}
+def _summary(results: list[dict], questions: dict, rejections: list[dict],
+             intake_notes=()) -> dict:
+    out = {"assignments": {}, "rejected_inputs": rejections, "intake_notes": list(intake_notes)}
     by_a = collections.defaultdict(list)
     for r in results:
         by_a[r["assignment"]].append(r)
@@ -156,6 +189,9 @@ def _summary(results: list[dict], questions: dict, rejections: list[dict]) -> di
             "plot": f"plots/{a}.png",
             "notes": {r["student"]: r["notes"] for r in sorted(rs, key=lambda r: r["student"])
                       if r.get("notes")},
+            "timestamp_problems": {r["student"]: r["timestamp_problem"]
+                                   for r in sorted(rs, key=lambda r: r["student"])
+                                   if r.get("timestamp_problem")},
         }
     return out
 
@@ -189,9 +225,10 @@ def _plot(a: str, info: dict, results: list[dict], path: Path) -> None:
 
 
 def _markdown(summary: dict) -> str:
+    md = for_markdown
     lines = ["# Grading summary", ""]
     for a, info in summary["assignments"].items():
-        lines += [f"## {a}", "",
+        lines += [f"## {md(a)}", "",
                   f"{info['submissions']} submissions: {info['graded']} graded, {info['failed']} failed, "
                   f"{info['rejected']} rejected. Score out of {_fmt(info['max_score'])}: mean "
                   f"{_fmt(info['mean'])}, median {_fmt(info['median'])}, min {_fmt(info['min'])}, "
@@ -200,30 +237,39 @@ def _markdown(summary: dict) -> str:
                   "| question | points | passed | most common failure |", "|---|---|---|---|"]
         for q in info["questions"]:
             common = q["most_common_failures"][0] if q["most_common_failures"] else None
-            text = f"{common['message']} ({common['count']}x)" if common else ""
-            text = text.replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {q['grade_id']} | {_fmt(q['points'])} | {q['passed']}/{q['submissions']} | {text} |")
+            text = md(f"{common['message']} ({common['count']}x)") if common else ""
+            lines.append(f"| {md(q['grade_id'])} | {_fmt(q['points'])} | {q['passed']}/{q['submissions']} | {text} |")
         lines.append("")
         if info["problems"]:
             lines += ["Failed or rejected submissions:", ""]
             for p in info["problems"]:
-                reason = (p["reason"] or "").replace("\n", " ")
-                lines.append(f"- **{p['student']}** ({p['status']}, score {_fmt(p['score'])}): {reason}")
+                lines.append(f"- **{md(p['student'])}** ({md(p['status'])}, score {_fmt(p['score'])}): "
+                             f"{md(p['reason'] or '')}")
+            lines.append("")
+        if info.get("timestamp_problems"):
+            lines += ["Submission times that could not be read (lateness NOT assessed; check by hand):", ""]
+            for student, problem in info["timestamp_problems"].items():
+                lines.append(f"- **{md(student)}**: {md(problem)}")
             lines.append("")
         if info.get("notes"):
             lines += ["Notes (repairs, renamed notebooks, ignored files):", ""]
             for student, notes in info["notes"].items():
-                lines.append(f"- **{student}**: " + "; ".join(str(n).replace("\n", " ") for n in notes))
+                lines.append(f"- **{md(student)}**: " + "; ".join(md(n) for n in notes))
             lines.append("")
+    if summary.get("intake_notes"):
+        lines += ["## Intake notes", ""]
+        for n in summary["intake_notes"]:
+            lines.append(f"- {md(n)}")
+        lines.append("")
     if summary["rejected_inputs"]:
         lines += ["## Inputs that were refused", ""]
         for r in summary["rejected_inputs"]:
-            lines.append(f"- `{r['path']}`: {r['reason']}")
+            lines.append(f"- {md(r['path'])}: {md(r['reason'])}")
         lines.append("")
     return "\n".join(lines)
 
 
-def write_reports(out: Path, assignments: list[str], rejections: list[dict]) -> dict:
+def write_reports(out: Path, assignments: list[str], rejections: list[dict], intake_notes=()) -> dict:
     """Write grades*.csv, summary.json, summary.md and the plots from ``out/results``."""
     out = Path(out)
     results = load_results(out, set(assignments))
@@ -232,7 +278,7 @@ def write_reports(out: Path, assignments: list[str], rejections: list[dict]) -> 
     atomic_write(out / "grades.csv", _csv(results, questions, present))
     for a in present:
         atomic_write(out / f"grades-{a}.csv", _csv(results, questions, [a]))
-    summary = _summary(results, questions, rejections)
+    summary = _summary(results, questions, rejections, intake_notes)
     for a, info in summary["assignments"].items():
         try:
             _plot(a, info, results, out / info["plot"])
