@@ -80,7 +80,8 @@ def _case_1d(rng, hidden):
 
 def _case_too_few(rng, hidden):
     (d,) = pick_shape(rng, hidden, (3,), ((4, 9),))
-    return {"X": rng.standard_normal((1, d)) * 2 + 1, "ddof": 1}
+    return {"X": rng.standard_normal((1, d)) * 2 + 1, "ddof": 1,
+            "X_ok": rng.standard_normal((2, d)) * 2 + 1}
 
 
 # ----------------------------------------------------------------------------- protocols
@@ -248,8 +249,10 @@ register(
            call=_call_1d,
            ref=lambda case: {"out": normlab.zscore(case["x"])}),
     Check("zscore_too_few", FN, _case_too_few, _call_too_few,
-          lambda case: {"outcome": RAISED_VALUE_ERROR}, _describe,
-          labels={"outcome": "what zscore does with n - ddof = 0"},
+          lambda case: {"outcome": RAISED_VALUE_ERROR, "valid": 1}, _describe,
+          labels={"outcome": "what zscore does with n - ddof = 0",
+                  "valid": "whether zscore gives finite values of the right shape for 2 "
+                           "samples with ddof=1 (a valid input)"},
           mistakes=(NO_ERROR_NAN, NO_ERROR_VALUES, WRONG_EXCEPTION), tol=0),
 )
 

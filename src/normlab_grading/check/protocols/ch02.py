@@ -29,15 +29,22 @@ RAISED_VALUE_ERROR, RETURNED_NONFINITE, RETURNED_VALUES, RAISED_OTHER = 0, 1, 2,
 
 
 def _call_too_few(student, case):
+    """The outcome on one sample with ddof=1, and whether two samples (a valid input) give
+    finite values of the right shape: an always-raising function fails the second."""
     try:
-        out = student(case["X"], ddof=case["ddof"])
-    except ValueError:
-        return {"outcome": RAISED_VALUE_ERROR}
+        ok = np.asarray(student(case["X_ok"], ddof=case["ddof"]), dtype=float)
+        valid = int(ok.shape == case["X_ok"].shape and bool(np.all(np.isfinite(ok))))
     except NotImplementedError:  # the untouched exercise: say so, not "wrong exception"
         raise
     except Exception:
-        return {"outcome": RAISED_OTHER}
-    return {"outcome": RETURNED_NONFINITE if nonfinite_in(out) else RETURNED_VALUES}
+        valid = 0
+    try:
+        out = student(case["X"], ddof=case["ddof"])
+    except ValueError:
+        return {"outcome": RAISED_VALUE_ERROR, "valid": valid}
+    except Exception:
+        return {"outcome": RAISED_OTHER, "valid": valid}
+    return {"outcome": RETURNED_NONFINITE if nonfinite_in(out) else RETURNED_VALUES, "valid": valid}
 
 
 def _constant_nan(case, key, got, expected):
