@@ -64,9 +64,11 @@ __all__ = [
     "STUDENT_LIB_KEEP",
 ]
 
-HOME = "/home/student"
-RECORDS = "/grading/records"
+JAIL = "/dev/shm"  # the jail's one writable file system (a size-limited tmpfs)
+HOME = "/home/student"  # a link to JAIL/home
+RECORDS = "/grading/records"  # a link to JAIL/records
 CASES = "/grading/cases"
+LIB = "/grading/lib"  # the student lib (read-only), first on the jail's sys.path
 SANDBOX_UID = 65534
 RECORD_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.(visible|hidden)\.npz$")
 
@@ -87,10 +89,10 @@ class Limits:
     """Per-submission limits. Times in seconds, sizes in MiB."""
 
     timeout: float = 600.0  # wall clock for the whole notebook, kernel start included
-    memory_mb: int = 2048  # RLIMIT_AS of the kernel
-    max_output_mb: float = 20.0  # everything the kernel sends as outputs, all cells
-    disk_mb: int = 256  # each of /home/student and /tmp; records folder too
-    max_records: int = 2000  # files in the records folder
+    memory_mb: int = 2048  # resident memory of the whole jail (cgroup; else RLIMIT_AS)
+    max_output_mb: float = 20.0  # every byte of every message the kernel sends, all cells
+    disk_mb: int = 256  # everything the jail writes (home, /tmp, /dev/shm, records, sockets)
+    max_records: int = 2000  # record files harvested
     poll: float = 0.25  # watchdog period
 
 
@@ -98,7 +100,7 @@ class Limits:
 class SandboxFiles:
     """Host paths a run needs, prepared by the grading process."""
 
-    student_lib: Path  # holds normlab/ (student-side)
+    student_lib: Path  # a folder of packages (normlab/...): the jail's only copy of them
     cases: Path  # pre-computed cases (casefile format)
     files: dict = field(default_factory=dict)  # name in /home/student -> host file
     mask: tuple = ()  # top-level module names to mask
@@ -116,6 +118,8 @@ class ExecutionResult:
     timed_out_cells: list = field(default_factory=list)  # per-cell timeouts (interrupted)
     seconds: float = 0.0
     kernel_log: str = ""
+    notes: list = field(default_factory=list)  # for the submission's notes
+    output_bytes: int = 0  # bytes received from the kernel (all messages)
 
 
 def bwrap_available() -> str | None:
@@ -343,56 +347,228 @@ def _ro_system_binds() -> list[str]:
     return args
 
 
-def _python_binds(normlab_dir: Path) -> list[str]:
-    """Read-only binds of the Python installation, the venv and other sys.path entries
-    (never the folder that holds the real normlab package)."""
-    roots: list[str] = []
-    for p in (sys.base_prefix, sys.prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))):
-        p = os.path.realpath(p)
-        if p and os.path.isdir(p) and p not in roots:
-            roots.append(p)
-    src_parent = str(normlab_dir.parent)
-    for p in sys.path:
-        if not p or not os.path.isdir(p):
-            continue
-        rp = os.path.realpath(p)
-        if rp == src_parent or any(rp == r or rp.startswith(r + os.sep) for r in roots):
-            continue
-        if rp.startswith(("/usr/", "/tmp")) or rp == "/usr":
-            continue
-        if (Path(rp) / "normlab").exists():
-            continue  # a source checkout: it holds the reference
-        roots.append(rp)
-    # keep only outermost roots
-    roots.sort(key=len)
-    outer: list[str] = []
-    for r in roots:
-        if not any(r == o or r.startswith(o + os.sep) for o in outer):
-            outer.append(r)
-    args = []
-    for r in outer:
-        if r == "/usr" or r.startswith("/usr/"):
-            continue
-        args += ["--ro-bind", r, r]
-    return args
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
+def _site_dirs(prefix: str) -> list[str]:
+    import sysconfig
+
+    paths = sysconfig.get_paths(vars={"base": prefix, "platbase": prefix})
+    out = []
+    for key in ("purelib", "platlib"):
+        p = os.path.realpath(paths[key])
+        if p not in out:
+            out.append(p)
+    return out
+
+
+def _foreign_site_dirs(own: list[str]) -> list[str]:
+    """Every other Python package folder the jail's file system would show: the base
+    interpreter's site-packages, the system's dist-packages, /usr/local's. They are hidden
+    (an empty folder is mounted over each), whatever is in them."""
+    import glob
+    import site
+
+    found = []
+    cands = list(site.getsitepackages([sys.base_prefix]))
+    cands += _site_dirs(sys.base_prefix)
+    for pattern in ("/usr/lib/python3*/site-packages", "/usr/lib/python3*/dist-packages",
+                    "/usr/local/lib/python3*/site-packages", "/usr/local/lib/python3*/dist-packages",
+                    "/usr/lib64/python3*/site-packages", "/usr/local/lib64/python3*/site-packages",
+                    "/usr/share/pyshared"):
+        cands += glob.glob(pattern)
+    for c in cands:
+        rc = os.path.realpath(c)
+        if os.path.isdir(rc) and rc not in own and rc not in found:
+            found.append(rc)
+    return found
+
+
+_TREE_CACHE: dict = {}
+
+
+def _package_copies(site_dir: str, names: tuple) -> list[str]:
+    """Folders (at any depth) in ``site_dir`` that are a package called one of ``names``,
+    and top-level single-file modules of those names. Cached per process."""
+    key = (site_dir, names)
+    if key in _TREE_CACHE:
+        return _TREE_CACHE[key]
+    hits: list[str] = []
+    try:
+        top = os.listdir(site_dir)
+    except OSError:
+        top = []
+    for entry in top:
+        stem = entry.split(".")[0]
+        if stem in names and os.path.isfile(os.path.join(site_dir, entry)) and \
+                entry.endswith((".py", ".so", ".pyc", ".pyd", ".egg", ".zip")):
+            hits.append(os.path.join(site_dir, entry))
+    for root, dirs, _files in os.walk(site_dir):
+        keep = []
+        for d in dirs:
+            full = os.path.join(root, d)
+            if d in names and (os.path.isfile(os.path.join(full, "__init__.py")) or root == site_dir):
+                hits.append(full)  # masked whole: no need to look inside
+            elif not os.path.islink(full) and not d.endswith((".dist-info", ".egg-info")) \
+                    and d != "__pycache__":
+                keep.append(d)
+        dirs[:] = keep
+    _TREE_CACHE[key] = hits
+    return hits
+
+
+def _pth_reaches(site_dir: str, packages: tuple) -> list[str]:
+    """.pth files and editable-install finders in ``site_dir`` that would put a real copy of
+    one of ``packages`` on the path (an editable install of normlab, say)."""
+    hits = []
+    try:
+        entries = sorted(os.listdir(site_dir))
+    except OSError:
+        return hits
+    for entry in entries:
+        full = os.path.join(site_dir, entry)
+        if not os.path.isfile(full):
+            continue
+        if entry.endswith(".pth"):
+            try:
+                lines = Path(full).read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+            for line in lines:
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                if line.startswith(("import ", "import\t")):
+                    if any(p in line for p in packages):
+                        hits.append(full)
+                        break
+                    continue
+                d = line if os.path.isabs(line) else os.path.join(site_dir, line)
+                if any(os.path.exists(os.path.join(d, p)) for p in packages):
+                    hits.append(full)
+                    break
+        elif entry.startswith("__editable__") and any(p in entry for p in packages):
+            hits.append(full)
+    return hits
+
+
+def _python_tree(scratch: Path, sb: SandboxFiles) -> tuple[list[str], list[str]]:
+    """The jail's Python: an explicit allowlist, never the worker's sys.path.
+
+    - the base interpreter's executable, libpython, its stdlib and lib-dynload, with its
+      site-packages (and every other system package folder) hidden;
+    - the venv (``pyvenv.cfg``, ``bin``, its site-packages) with the masked libraries
+      replaced by a package that raises, and every copy of the student lib's packages
+      (``normlab``...) or a .pth/finder leading to one replaced by an empty one;
+    - the student lib at ``LIB`` (first on the jail's sys.path, through PYTHONPATH).
+
+    Returns ``(bwrap arguments, destinations)``."""
+    import sysconfig
+
+    args: list[str] = []
+    dests: list[str] = []
+    empty_dir = str(scratch / "empty")
+    empty_file = str(scratch / "empty.py")
+
+    def ro(src, dest=None):
+        dest = dest or src
+        if not _under(dest, "/usr"):
+            args.extend(["--ro-bind", src, dest])
+            dests.append(dest)
+
+    def hide(dest, is_dir):
+        args.extend(["--ro-bind", empty_dir if is_dir else empty_file, dest])
+        dests.append(dest)
+
+    base = os.path.realpath(sys.base_prefix)
+    prefix = os.path.realpath(sys.prefix)
+    exe = os.path.realpath(sys.executable)
+    stdlib = os.path.realpath(os.path.dirname(os.__file__))
+    ro(exe)
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    for name in {sysconfig.get_config_var("INSTSONAME"), sysconfig.get_config_var("LDLIBRARY")}:
+        if name and libdir and os.path.isfile(os.path.join(libdir, name)):
+            ro(os.path.realpath(os.path.join(libdir, name)))
+    ro(stdlib)
+    dynload = os.path.realpath(os.path.join(stdlib, "lib-dynload"))
+    if os.path.isdir(dynload) and not _under(dynload, stdlib):
+        ro(dynload)
+    own = _site_dirs(prefix) if prefix != base else []
+    for d in _foreign_site_dirs(own):
+        hide(d, True)
+    if prefix != base:
+        for f in ("pyvenv.cfg", "bin"):
+            if os.path.exists(os.path.join(prefix, f)):
+                ro(os.path.join(prefix, f))
+        if not _under(os.path.realpath(os.path.join(prefix, "bin", "python")), base):
+            pass
+        # the venv's python: sys.executable, a link to the base interpreter (bound above)
+    packages = tuple(sorted(p for p in _lib_packages(sb.student_lib)))
+    for d in own:
+        if not os.path.isdir(d):
+            continue
+        ro(d)
+        covers: list[tuple[str, str]] = []  # (path in the venv, what is mounted over it)
+        for hit in _package_copies(d, packages):
+            covers.append((hit, empty_dir if os.path.isdir(hit) else empty_file))
+        for hit in _pth_reaches(d, packages):
+            covers.append((hit, empty_file))
+        for name in sb.mask:
+            for hit in _package_copies(d, (name,)):
+                covers.append((hit, str(scratch / "mask" / name) if os.path.isdir(hit) else empty_file))
+        # a copy inside a folder that is covered anyway cannot (and need not) be covered
+        covers.sort(key=lambda c: len(c[0]))
+        done: list[str] = []
+        for hit, over in covers:
+            if any(_under(hit, o) for o in done):
+                continue
+            done.append(hit)
+            args.extend(["--ro-bind", over, hit])
+            dests.append(hit)
+    ro(str(Path(sb.student_lib).resolve()), LIB)
+    return args, dests
+
+
+def _lib_packages(student_lib) -> list[str]:
+    """Top-level packages of the student lib (folders with an ``__init__.py``)."""
+    lib = Path(student_lib)
+    if not lib.is_dir():
+        raise ValueError(f"the student lib {lib} is not a folder")
+    names = sorted(p.name for p in lib.iterdir() if p.is_dir() and (p / "__init__.py").is_file())
+    if not names:
+        raise ValueError(f"the student lib {lib} holds no Python package (expected normlab/ ...)")
+    return names
+
+
+# Run inside the jail, as its first process (then it becomes the kernel): copy the
+# assignment's files into the home folder, set the limits, mark the jail as ready.
 _LAUNCHER = (
-    "import os, resource, sys\n"
+    "import os, resource, shutil, sys\n"
     "def lim(r, v):\n"
     "    try:\n"
     "        resource.setrlimit(r, (v, v))\n"
     "    except (ValueError, OSError):\n"
     "        pass\n"
     "AS, FS, CPU, NPROC = (int(x) for x in sys.argv[1:5])\n"
-    "lim(resource.RLIMIT_AS, AS)\n"
+    "src = " + repr("/grading/init/files") + "\n"
+    "for name in sorted(os.listdir(src)):\n"
+    "    shutil.copyfile(os.path.join(src, name), os.path.join(" + repr("/dev/shm/home") + ", name))\n"
+    "if AS > 0:\n"
+    "    lim(resource.RLIMIT_AS, AS)\n"
     "lim(resource.RLIMIT_FSIZE, FS)\n"
     "lim(resource.RLIMIT_CPU, CPU)\n"
     "lim(resource.RLIMIT_CORE, 0)\n"
     "if NPROC > 0:\n"
     "    lim(resource.RLIMIT_NPROC, NPROC)\n"
+    "open(" + repr("/dev/shm/.jail-ready") + ", 'w').close()\n"
     "os.execv(sys.argv[5], sys.argv[5:])\n"
 )
+
+# The outermost launcher, on the host: joins the memory cgroup (every later process of
+# the jail is born in it), opens bwrap's --info-fd, then becomes bwrap.
+_CG_LAUNCHER = ('if [ -n "$1" ]; then echo $$ > "$1" || exit 125; fi; '
+                'exec 3>"$2"; shift 2; exec "$@"')
 
 
 def _nproc_limit() -> int:
@@ -406,56 +582,221 @@ def _nproc_limit() -> int:
     return mine * 4 + 2048  # threads count too
 
 
-def _short_tmp() -> str:
-    """A writable folder with a short path: unix socket paths must stay under 108 bytes."""
-    for d in (os.environ.get("XDG_RUNTIME_DIR"), "/tmp", "/dev/shm", "/var/tmp",
-              tempfile.gettempdir()):
-        if d and len(d) < 40 and os.path.isdir(d) and os.access(d, os.W_OK | os.X_OK):
-            return d
-    return tempfile.gettempdir()
+# ----------------------------------------------------------------------------- memory
+class MemoryCgroup:
+    """A memory cgroup for one jail: cgroup v2 ``memory.max`` where the memory controller
+    is delegated to the grader's cgroup, else v1 ``memory.limit_in_bytes`` (in a child of
+    the grader's own v1 memory cgroup). ``None`` from ``create`` when neither can be used
+    (or ``NORMLAB_GRADING_CGROUP=off``)."""
+
+    _counter = 0
+
+    def __init__(self, path: str, version: int):
+        self.path = path
+        self.version = version
+
+    @classmethod
+    def create(cls, limit_bytes: int) -> "MemoryCgroup | None":
+        if os.environ.get("NORMLAB_GRADING_CGROUP", "").lower() in ("off", "0", "no", "none"):
+            return None
+        cls._counter += 1
+        name = f"normlab-{os.getpid()}-{cls._counter}-{os.urandom(3).hex()}"
+        for make in (cls._v2_parent, cls._v1_parent):
+            try:
+                parent, version = make()
+            except (OSError, ValueError):
+                continue
+            if parent is None:
+                continue
+            path = os.path.join(parent, name)
+            try:
+                os.mkdir(path)
+            except OSError:
+                continue
+            cg = cls(path, version)
+            try:
+                if version == 2:
+                    cg._write("memory.max", limit_bytes)
+                    for f, v in (("memory.swap.max", 0), ("memory.oom.group", 1)):
+                        if os.path.exists(os.path.join(path, f)):
+                            cg._write(f, v)
+                else:
+                    cg._write("memory.limit_in_bytes", limit_bytes)
+                    if os.path.exists(os.path.join(path, "memory.memsw.limit_in_bytes")):
+                        cg._write("memory.memsw.limit_in_bytes", limit_bytes)
+                    if os.path.exists(os.path.join(path, "memory.swappiness")):
+                        try:
+                            cg._write("memory.swappiness", 0)
+                        except OSError:
+                            pass
+            except OSError:
+                cg.remove()
+                continue
+            return cg
+        return None
+
+    @staticmethod
+    def _self_cgroups() -> list[tuple[str, str]]:
+        out = []
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _id, ctrls, path = line.split(":", 2)
+            out.append((ctrls, path))
+        return out
+
+    @staticmethod
+    def _mounts(fstype: str, option: str | None = None) -> list[str]:
+        found = []
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            left, _, right = line.partition(" - ")
+            parts, rparts = left.split(), right.split()
+            if not rparts or rparts[0] != fstype:
+                continue
+            opts = rparts[2].split(",") if len(rparts) > 2 else []
+            if option is None or option in opts:
+                found.append(parts[4])
+        return found
+
+    @classmethod
+    def _v2_parent(cls):
+        own = next((p for c, p in cls._self_cgroups() if c == ""), None)
+        if own is None:
+            return None, 2
+        for mnt in cls._mounts("cgroup2"):
+            parent = os.path.join(mnt, own.lstrip("/"))
+            ctl = os.path.join(parent, "cgroup.subtree_control")
+            if os.path.isfile(ctl) and "memory" in Path(ctl).read_text().split() \
+                    and os.access(parent, os.W_OK):
+                return parent, 2
+        return None, 2
+
+    @classmethod
+    def _v1_parent(cls):
+        own = next((p for c, p in cls._self_cgroups() if "memory" in c.split(",")), None)
+        if own is None:
+            return None, 1
+        for mnt in cls._mounts("cgroup", "memory"):
+            parent = os.path.join(mnt, own.lstrip("/"))
+            if os.path.isfile(os.path.join(parent, "memory.limit_in_bytes")) and \
+                    os.access(parent, os.W_OK):
+                return parent, 1
+        return None, 1
+
+    def _write(self, name, value):
+        with open(os.path.join(self.path, name), "w") as fh:
+            fh.write(str(value))
+
+    @property
+    def procs_file(self) -> str:
+        return os.path.join(self.path, "cgroup.procs")
+
+    def oom_kills(self) -> int:
+        name = "memory.events" if self.version == 2 else "memory.oom_control"
+        try:
+            for line in Path(self.path, name).read_text().splitlines():
+                k, _, v = line.partition(" ")
+                if k == "oom_kill":
+                    return int(v)
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def pids(self) -> list[int]:
+        try:
+            return [int(x) for x in Path(self.procs_file).read_text().split()]
+        except (OSError, ValueError):
+            return []
+
+    def kill_all(self):
+        if self.version == 2 and os.path.exists(os.path.join(self.path, "cgroup.kill")):
+            try:
+                self._write("cgroup.kill", 1)
+            except OSError:
+                pass
+        for _ in range(3):
+            pids = self.pids()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.05)
+
+    def remove(self):
+        """Kill what is left and remove the cgroup (a few retries while the kernel reaps)."""
+        for _ in range(100):
+            self.kill_all()
+            try:
+                os.rmdir(self.path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.05)
+
+
+def _memory_setup(limits: Limits, notes: list) -> "MemoryCgroup | None":
+    cg = MemoryCgroup.create(int(limits.memory_mb * 2**20))
+    if cg is None:
+        notes.append(f"no memory cgroup could be used on this machine: the memory limit of "
+                     f"{limits.memory_mb} MiB is RLIMIT_AS, per process and on address space "
+                     f"(libraries that map large files, e.g. torch, may fail to load)")
+    return cg
+
+
+# ----------------------------------------------------------------------------- command line
+def _needs_tmp_dir(dests: list[str]) -> bool:
+    return any(_under(d, "/tmp") for d in dests)
 
 
 def bwrap_command(scratch: Path, sb: SandboxFiles, limits: Limits, inner: list[str],
-                  comm: Path | None = None) -> list[str]:
-    """The full command line: bwrap, its mounts and environment, the limit launcher,
-    then ``inner`` (the kernel command)."""
-    normlab_dir = _normlab_dir()
+                  cgroup: "MemoryCgroup | None" = None) -> list[str]:
+    """The full command line: the cgroup launcher, bwrap with its mounts and environment,
+    the limit launcher, then ``inner`` (the kernel command).
+
+    Everything the jail can write is ONE tmpfs of ``disk_mb`` mounted at ``/dev/shm``
+    (``JAIL``); ``/home/student``, ``/tmp`` and ``/grading/records`` are links into it, and
+    the kernel's unix sockets live in it. The trusted side reaches it through the jail's
+    ``/proc/<pid>/root``."""
     bwrap = shutil.which("bwrap") or "bwrap"
-    disk = str(int(limits.disk_mb * 2**20))
-    args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--as-pid-1",
-            "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "grading"]
-    # The writable tmpfs folders come first: bwrap mounts in order, and a later tmpfs on /tmp
-    # would hide a venv or a checkout that lives under /tmp (a CI clone, say).
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--size", str(64 * 2**20), "--tmpfs", "/dev/shm",
-             "--size", disk, "--tmpfs", "/tmp",
-             "--size", disk, "--tmpfs", HOME]
+    disk = str(max(1, int(limits.disk_mb * 2**20)))
+    py_args, py_dests = _python_tree(scratch, sb)
+    args = ["/bin/sh", "-c", _CG_LAUNCHER, "sh", cgroup.procs_file if cgroup else "",
+            str(scratch / "bwrap-info.json")]
+    args += [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--as-pid-1",
+             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "grading",
+             "--info-fd", "3"]
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", disk, "--tmpfs", JAIL]
+    for d in ("home", "tmp", "records"):
+        args += ["--dir", f"{JAIL}/{d}"]
+    tmp_dir = _needs_tmp_dir(py_dests)
+    if tmp_dir:
+        # a venv or checkout under /tmp (a CI clone): /tmp is a read-only folder holding it
+        args += ["--size", str(2**20), "--tmpfs", "/tmp"]
+    else:
+        args += ["--symlink", f"{JAIL}/tmp", "/tmp"]
     args += _ro_system_binds()
     args += ["--ro-bind", str(scratch / "etc" / "passwd"), "/etc/passwd",
              "--ro-bind", str(scratch / "etc" / "group"), "/etc/group"]
-    args += _python_binds(normlab_dir)
-    # the student-side normlab, exactly where the real one lives (editable or installed)
-    args += ["--ro-bind", str(Path(sb.student_lib) / "normlab"), str(normlab_dir)]
-    for name in sb.mask:
-        where = _module_dir(name)
-        if where:
-            args += ["--ro-bind", str(scratch / "mask" / name), where]
-    for name, host in sb.files.items():
-        args += ["--bind", str(host), f"{HOME}/{name}"]
-    args += ["--bind", str(scratch / "records"), RECORDS,
-             "--ro-bind", str(sb.cases), CASES,
-             "--bind", str(comm or scratch / "comm"), str(comm or scratch / "comm")]
+    args += py_args
+    args += ["--ro-bind", str(sb.cases), CASES,
+             "--ro-bind", str(scratch / "init"), "/grading/init",
+             "--symlink", f"{JAIL}/records", RECORDS,
+             "--symlink", f"{JAIL}/home", HOME]
     if (scratch / "mpl").is_dir():
-        for f in (scratch / "mpl").iterdir():
-            args += ["--ro-bind", str(f), f"/tmp/matplotlib/{f.name}"]
-    args += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", HOME, "--clearenv"]
+        args += ["--ro-bind", str(scratch / "mpl"), "/grading/mpl"]
+    if tmp_dir:
+        args += ["--remount-ro", "/tmp"]
+    args += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", JAIL + "/home", "--clearenv"]
     env = {
         "HOME": HOME, "USER": "student", "LOGNAME": "student",
         "PATH": os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]),
-        "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TMPDIR": "/tmp",
+        "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TMPDIR": f"{JAIL}/tmp",
+        "PYTHONPATH": LIB,
         "JPY_PARENT_PID": "1",  # the kernel's parent is the jail's init: no parent polling
-        "JUPYTER_PLATFORM_DIRS": "1", "IPYTHONDIR": "/tmp/ipython",
-        "MPLCONFIGDIR": "/tmp/matplotlib", "PYTHONNOUSERSITE": "1",
+        "JUPYTER_PLATFORM_DIRS": "1", "IPYTHONDIR": f"{JAIL}/tmp/ipython",
+        "MPLCONFIGDIR": f"{JAIL}/tmp/matplotlib", "PYTHONNOUSERSITE": "1",
         "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
         "NBGRADER_EXECUTION": "autograde", "NORMLAB_GRADING_RECORD": RECORDS,
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
@@ -463,7 +804,7 @@ def bwrap_command(scratch: Path, sb: SandboxFiles, limits: Limits, inner: list[s
     env.update(sb.env)
     for k, v in env.items():
         args += ["--setenv", k, str(v)]
-    mem = int(limits.memory_mb * 2**20)
+    mem = 0 if cgroup is not None else int(limits.memory_mb * 2**20)
     fsize = int(limits.disk_mb * 2**20)
     cpu = int(limits.timeout + 5)
     args += ["--", sys.executable, "-I", "-S", "-c", _LAUNCHER, str(mem), str(fsize), str(cpu),
@@ -472,8 +813,9 @@ def bwrap_command(scratch: Path, sb: SandboxFiles, limits: Limits, inner: list[s
 
 
 def _prepare_scratch(scratch: Path, sb: SandboxFiles) -> None:
-    for d in ("comm", "records", "etc", "mask", "harvest"):
+    for d in ("records", "etc", "mask", "harvest", "empty", "init", "init/files"):
         (scratch / d).mkdir(parents=True, exist_ok=True)
+    (scratch / "empty.py").write_text("")
     (scratch / "etc" / "passwd").write_text(
         f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
         f"student:x:{SANDBOX_UID}:{SANDBOX_UID}:student:{HOME}:/usr/sbin/nologin\n")
@@ -484,6 +826,10 @@ def _prepare_scratch(scratch: Path, sb: SandboxFiles) -> None:
         (d / "__init__.py").write_text(
             f"raise ModuleNotFoundError({name!r} ' is not available while grading this assignment "
             f"(normlab-grade leaves out libraries the assignment does not use)', name={name!r})\n")
+    for name, host in sb.files.items():
+        if "/" in name or name.startswith(".") or not name:
+            raise ValueError(f"assignment file name {name!r}: plain file names only")
+        shutil.copyfile(host, scratch / "init" / "files" / name)
     try:
         import matplotlib
 
@@ -494,8 +840,130 @@ def _prepare_scratch(scratch: Path, sb: SandboxFiles) -> None:
             shutil.copy2(fonts[-1], scratch / "mpl" / fonts[-1].name)
     except Exception:
         pass
-    os.chmod(scratch / "records", 0o777)
-    os.chmod(scratch / "comm", 0o777)
+    for p in [scratch / "init", scratch / "init" / "files", *(scratch / "init" / "files").iterdir()]:
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+
+
+# ----------------------------------------------------------------------------- the jail's root
+class JailRoot:
+    """A handle on a running jail's root folder, from the trusted side: a directory fd of
+    ``/proc/<pid>/root`` taken once the jail is set up (the pid checked to be bwrap's
+    child, so a recycled pid is never followed). Paths inside are resolved component by
+    component without following links."""
+
+    def __init__(self):
+        self.fd: int | None = None
+
+    def open(self, info_file: Path, bwrap_pid: int, alive, deadline: float) -> bool:
+        pid = None
+        while time.monotonic() < deadline and alive():
+            try:
+                pid = int(json.loads(info_file.read_text())["child-pid"])
+                break
+            except (OSError, ValueError, KeyError, TypeError):
+                time.sleep(0.01)
+        if pid is None:
+            return False
+        try:
+            pfd = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return False
+        try:
+            with open(f"stat", "rb", opener=lambda p, f: os.open(p, f, dir_fd=pfd)) as fh:
+                ppid = int(fh.read().rsplit(b")", 1)[1].split()[1])
+            if ppid != bwrap_pid:
+                return False
+            while time.monotonic() < deadline and alive():
+                try:
+                    root = os.open("root", os.O_RDONLY | os.O_DIRECTORY, dir_fd=pfd)
+                except OSError:
+                    return False
+                if self._exists(root, JAIL.strip("/") + "/.jail-ready"):
+                    self.fd = root
+                    return True
+                os.close(root)
+                time.sleep(0.01)
+            return False
+        finally:
+            os.close(pfd)
+
+    @staticmethod
+    def _walk(root: int, rel: str) -> int:
+        fd = os.dup(root)
+        try:
+            for part in [p for p in rel.split("/") if p]:
+                nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = nfd
+        except OSError:
+            os.close(fd)
+            raise
+        return fd
+
+    def _exists(self, root: int, rel: str) -> bool:
+        d, _, name = rel.rpartition("/")
+        try:
+            fd = self._walk(root, d)
+        except OSError:
+            return False
+        try:
+            os.stat(name, dir_fd=fd, follow_symlinks=False)
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+
+    def path(self, rel: str) -> str:
+        """A short path that reaches ``rel`` in the jail (for sockets: under 108 bytes)."""
+        return f"/proc/self/fd/{self.fd}/{rel.lstrip('/')}"
+
+    def dirfd(self, rel: str) -> int:
+        if self.fd is None:
+            raise OSError("the jail is not running")
+        return self._walk(self.fd, rel)
+
+    def free_bytes(self) -> int | None:
+        if self.fd is None:
+            return None
+        try:
+            st = os.statvfs(self.path(JAIL))
+        except OSError:
+            return None
+        return st.f_bavail * st.f_frsize
+
+    def close(self):
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+class _LogTail(threading.Thread):
+    """Reads the kernel's own stdout/stderr (a pipe): keeps the tail, counts every byte."""
+
+    def __init__(self, fd: int, cap: int, on_over):
+        super().__init__(daemon=True)
+        self.fd, self.cap, self.on_over = fd, cap, on_over
+        self.total = 0
+        self.tail = bytearray()
+
+    def run(self):
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.total += len(chunk)
+            self.tail += chunk
+            del self.tail[:-8000]
+            if self.total > self.cap:
+                self.on_over()
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
 
 
 # ----------------------------------------------------------------------------- kernel
@@ -504,15 +972,41 @@ def _kernel_classes():
     global _KM, _KC
     if "_KM" in globals():
         return _KM, _KC
+    import asyncio
+
     import zmq
     from jupyter_client.asynchronous import AsyncKernelClient
+    from jupyter_client.channels import AsyncZMQSocketChannel
     from jupyter_client.manager import AsyncKernelManager
+    from traitlets import Type
+
+    class CountingChannel(AsyncZMQSocketChannel):
+        """Counts every byte of every message received (all frames: header, parent header,
+        metadata, content, buffers), whatever its type, before it is parsed."""
+
+        async def _recv(self, **kwargs):
+            msg = await self.socket.recv_multipart(copy=True, **kwargs)
+            count = getattr(self.session, "normlab_count", None)
+            if count is not None and not count(sum(len(f) for f in msg)):
+                return {"header": {"msg_type": "normlab_dropped"}, "msg_type": "normlab_dropped",
+                        "parent_header": {}, "metadata": {}, "content": {}, "buffers": []}
+            _, smsg = self.session.feed_identities(msg)
+            return self.session.deserialize(smsg)
 
     class SandboxKernelClient(AsyncKernelClient):
-        """Refuses zmq messages larger than the output cap (a single huge output), and
-        watches the IOPub connection: zmq drops such a message by disconnecting."""
+        """Counts all received bytes (``CountingChannel``), refuses zmq messages larger
+        than the output cap, and watches the IOPub connection: zmq drops such a message by
+        disconnecting."""
 
+        iopub_channel_class = Type(CountingChannel)
+        shell_channel_class = Type(CountingChannel)
+        stdin_channel_class = Type(CountingChannel)
+        control_channel_class = Type(CountingChannel)
         iopub_monitor = None
+
+        def start_channels(self, *a, **kw):
+            self.session.normlab_count = getattr(self.parent, "count_bytes", None)
+            return super().start_channels(*a, **kw)
 
         def _create_connected_socket(self, channel, identity=None):
             from jupyter_client.connect import channel_socket_types
@@ -545,30 +1039,51 @@ def _kernel_classes():
             super().stop_channels()
 
     class SandboxKernelManager(AsyncKernelManager):
-        """Starts the kernel inside bwrap; ipc transport; interrupts by message."""
+        """Starts the kernel inside bwrap (in its memory cgroup); ipc transport through the
+        jail's root; interrupts by message."""
 
         def __init__(self, *args, sandbox=None, **kwargs):
             kwargs.setdefault("client_factory", SandboxKernelClient)
             super().__init__(*args, **kwargs)
-            self.sandbox = sandbox  # (scratch, SandboxFiles, Limits)
+            self.sandbox = sandbox  # dict: scratch, sb, limits, cgroup, jail, on_log_over
             self.max_message_bytes = None
+            self.count_bytes = None
+            self.log_tail = None
 
         def format_kernel_cmd(self, extra_arguments=None):
-            scratch, sb, limits, comm = self.sandbox
+            s = self.sandbox
             inner = [sys.executable, "-m", "ipykernel_launcher", "-f",
-                     os.path.realpath(self.connection_file)] + list(extra_arguments or [])
-            return bwrap_command(scratch, sb, limits, inner, comm)
+                     "/grading/init/kernel.json"] + list(extra_arguments or [])
+            return bwrap_command(s["scratch"], s["sb"], s["limits"], inner, s["cgroup"])
 
         async def _async_launch_kernel(self, kernel_cmd, **kw):
-            scratch = self.sandbox[0]
+            s = self.sandbox
+            r, w = os.pipe()
             kw["stdin"] = subprocess.DEVNULL
-            self._log_file = open(scratch / "kernel.log", "wb")
-            kw["stdout"] = self._log_file
-            kw["stderr"] = subprocess.STDOUT
-            kw["cwd"] = str(scratch)
+            kw["stdout"] = w
+            kw["stderr"] = w
+            kw["cwd"] = str(s["scratch"])
             kw.pop("env", None)
             kw["env"] = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-            return await super()._async_launch_kernel(kernel_cmd, **kw)
+            try:
+                result = await super()._async_launch_kernel(kernel_cmd, **kw)
+            finally:
+                os.close(w)
+            self.log_tail = _LogTail(r, 8 * 2**20, s["on_log_over"])
+            self.log_tail.start()
+            proc = self.provisioner.process
+            deadline = time.monotonic() + max(30.0, s["limits"].timeout)
+            ok = await asyncio.get_running_loop().run_in_executor(
+                None, s["jail"].open, s["scratch"] / "bwrap-info.json", proc.pid,
+                lambda: proc.poll() is None, deadline)
+            if ok:
+                self.ip = s["jail"].path(JAIL + "/k")
+            else:
+                self.ip = str(s["scratch"] / "no-jail" / "k")  # connecting fails: kernel died
+            return result
+
+        def cleanup_ipc_files(self):  # the sockets die with the jail's file system
+            pass
 
     globals()["_SandboxKernelClient"] = SandboxKernelClient
     _KM, _KC = SandboxKernelManager, SandboxKernelClient
@@ -585,49 +1100,31 @@ def _execute_class():
         """nbgrader's Execute with a sandboxed kernel, an output cap and per-cell harvesting
         of the records the test cells write."""
 
-        def setup_run(self, scratch: Path, limits: Limits, kill):
+        def setup_run(self, scratch: Path, limits: Limits, kill, jail: "JailRoot | None" = None):
             self._scratch = scratch
             self._limits = limits
             self._kill = kill
-            self._out_bytes = 0
-            self._cap = int(limits.max_output_mb * 2**20)
+            self._jail = jail
+            self._over = False
+            self._harvested = 0
+            self._harvested_files = 0
             self.harvest: dict = {}
             self.executed: set = set()
             self.timed_out: list = []
             self.current_cell = None
             self.executing = False
 
-        def _size(self, msg) -> int:
-            content = msg.get("content", {})
-            n = 0
-            text = content.get("text")
-            if isinstance(text, str):
-                n += len(text)
-            data = content.get("data")
-            if isinstance(data, dict):
-                for v in data.values():
-                    n += len(v) if isinstance(v, str) else len(json.dumps(v, default=str))
-            tb = content.get("traceback")
-            if isinstance(tb, list):
-                n += sum(len(str(t)) for t in tb)
-            return n + len(str(content.get("evalue", ""))) + 64
-
-        def output(self, outs, msg, display_id, cell_index):
-            self._out_bytes += self._size(msg)
-            if self._out_bytes > self._cap:
-                self._kill("output", f"the notebook produced more than {self._limits.max_output_mb:g} MiB "
-                                     f"of output (in cell {cell_index + 1})", cell_index)
-                return None
-            return super().output(outs, msg, display_id, cell_index)
+        def output_over(self):
+            """Called (from the client) when the byte count passes the cap."""
+            self._over = True
+            cell = self.current_cell
+            where = f"in cell {cell + 1}" if cell is not None else "while starting"
+            self._kill("output", f"the notebook produced more than {self._limits.max_output_mb:g} "
+                                 f"MiB of output ({where})", cell)
 
         def process_message(self, msg, cell, cell_index):
-            if msg.get("msg_type") == "update_display_data":
-                self._out_bytes += self._size(msg)
-                if self._out_bytes > self._cap:
-                    self._kill("output", f"the notebook produced more than "
-                                         f"{self._limits.max_output_mb:g} MiB of output "
-                                         f"(in cell {cell_index + 1})", cell_index)
-                    return None
+            if self._over or msg.get("msg_type") == "normlab_dropped":
+                return None
             return super().process_message(msg, cell, cell_index)
 
         def preprocess_cell(self, cell, resources, index):
@@ -638,6 +1135,7 @@ def _execute_class():
             finally:
                 self.executing = False
                 self._harvest(index)
+                self._check_disk(index)
             if cell.cell_type == "code" and cell.source.strip():
                 self.executed.add(index)
                 for out in cell.get("outputs", []):
@@ -645,51 +1143,151 @@ def _execute_class():
                         self.timed_out.append(index)
             return cell, resources
 
+        def _check_disk(self, index):
+            free = self._jail.free_bytes() if self._jail is not None else None
+            if free is not None and free < _FULL_SLACK:
+                self._kill("disk", _disk_text(self._limits, index), index)
+
         def _harvest(self, index):
-            """Move the records written so far out of the jail's reach, as this cell's."""
-            src = self._scratch / "records"
-            dest = self._scratch / "harvest" / str(index)
+            """Move the records written so far out of the jail, as this cell's (copied out,
+            then deleted in the jail; the total harvested is capped by the disk limit)."""
+            jail = self._jail
+            if jail is None or jail.fd is None:
+                return
             try:
-                names = os.listdir(src)
+                rfd = jail.dirfd(JAIL + "/records")
             except OSError:
                 return
-            for name in names:
-                if not RECORD_NAME.match(name) or name.endswith(".tmp.npz"):
-                    continue
-                dest.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.rename(src / name, dest / name)
-                except OSError:
-                    continue
-                self.harvest.setdefault(index, []).append(dest / name)
+            try:
+                names = sorted(os.listdir(rfd))
+                dest = self._scratch / "harvest" / str(index)
+                cap = int(self._limits.disk_mb * 2**20)
+                for name in names:
+                    if not RECORD_NAME.match(name) or name.endswith(".tmp.npz"):
+                        continue
+                    try:
+                        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=rfd)
+                    except OSError:
+                        continue
+                    try:
+                        st = os.fstat(fd)
+                        if not stat.S_ISREG(st.st_mode):
+                            continue
+                        self._harvested_files += 1
+                        if self._harvested + st.st_size > cap or \
+                                self._harvested_files > self._limits.max_records:
+                            self._kill("disk", _disk_text(self._limits, index, records=True), index)
+                            return
+                        dest.mkdir(parents=True, exist_ok=True)
+                        with os.fdopen(os.dup(fd), "rb") as src, open(dest / name, "wb") as out:
+                            remaining = cap - self._harvested
+                            data = src.read(remaining + 1)
+                            if len(data) > remaining:
+                                self._kill("disk", _disk_text(self._limits, index, records=True), index)
+                                return
+                            out.write(data)
+                        self._harvested += len(data)
+                        try:
+                            os.unlink(name, dir_fd=rfd)
+                        except OSError:
+                            pass
+                        self.harvest.setdefault(index, []).append(dest / name)
+                    finally:
+                        os.close(fd)
+            finally:
+                os.close(rfd)
 
     _EXEC = SandboxedExecute
     return _EXEC
 
 
+_FULL_SLACK = 256 * 1024  # the jail's file system counts as full below this much free space
+
+
+def _disk_text(limits: Limits, index, records: bool = False) -> str:
+    where = f"in cell {index + 1}" if index is not None else "while starting"
+    if records:
+        return (f"the notebook wrote more than {limits.disk_mb} MiB or {limits.max_records} files "
+                f"to the grading folder ({where})")
+    return (f"the notebook wrote more than {limits.disk_mb} MiB: its disk space (home, /tmp, "
+            f"/dev/shm, the grading folder together) is full ({where})")
+
+
 # ----------------------------------------------------------------------------- running
-def _dir_usage(path: Path, limit_files: int) -> tuple[int, int]:
-    total = files = 0
-    stack = [str(path)]
-    while stack:
-        d = stack.pop()
-        try:
-            with os.scandir(d) as it:
-                for e in it:
-                    files += 1
-                    if files > limit_files:
-                        return total, files
-                    try:
-                        st = e.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    if stat.S_ISDIR(st.st_mode):
-                        stack.append(e.path)
-                    else:
-                        total += st.st_blocks * 512
-        except OSError:
+_MEMORY_HINTS = ("cannot allocate memory", "failed to map segment", "out of memory",
+                 "bad_alloc", "memoryerror", "errno 12")
+
+
+def _memory_error_cell(nb) -> int | None:
+    for index, cell in enumerate(nb.cells):
+        if cell.get("cell_type") != "code":
             continue
-    return total, files
+        for o in cell.get("outputs", []):
+            if o.get("output_type") != "error":
+                continue
+            text = f"{o.get('ename')}: {o.get('evalue')}".lower()
+            if o.get("ename") == "MemoryError" or (
+                    o.get("ename") in ("ImportError", "OSError", "RuntimeError")
+                    and any(h in text for h in _MEMORY_HINTS)):
+                return index
+    return None
+
+
+def _notebook_libraries(nb, sb: SandboxFiles) -> list[str]:
+    """The assignment's libraries the notebook imports (of ``MASKABLE``, not masked)."""
+    code = "\n".join(c.get("source", "") for c in nb.cells if c.get("cell_type") == "code")
+    tops = {m.split(".")[0] for m in _imports(code)}
+    return [m for m in MASKABLE if m not in sb.mask and m in tops]
+
+
+_PREFLIGHT: dict = {}
+
+
+def preflight(sb: SandboxFiles, limits: Limits, libraries: list[str],
+              scratch_parent: str | None = None) -> str | None:
+    """Can a fresh kernel in a jail with these limits import ipykernel, numpy and
+    ``libraries``? None if so, else what went wrong. Cached per process."""
+    cg_probe = os.environ.get("NORMLAB_GRADING_CGROUP", "")
+    key = (limits.memory_mb, limits.disk_mb, tuple(libraries), tuple(sb.mask), cg_probe)
+    if key in _PREFLIGHT:
+        return _PREFLIGHT[key]
+    scratch = Path(tempfile.mkdtemp(prefix="pre-", dir=scratch_parent))
+    os.chmod(scratch, 0o755)
+    cg = None
+    try:
+        _prepare_scratch(scratch, SandboxFiles(sb.student_lib, sb.cases, {}, sb.mask, sb.env))
+        cg = MemoryCgroup.create(int(limits.memory_mb * 2**20))
+        code = "import ipykernel.kernelapp, numpy\n" + "".join(f"import {m}\n" for m in libraries)
+        cmd = bwrap_command(scratch, sb, limits, [sys.executable, "-c", code], cg)
+        try:
+            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                                  timeout=max(60.0, limits.timeout), cwd=str(scratch),
+                                  env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        except subprocess.TimeoutExpired:
+            result = "importing them took longer than the time limit"
+        else:
+            if proc.returncode == 0:
+                result = None
+            else:
+                tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+                oom = cg is not None and cg.oom_kills() > 0
+                if oom or proc.returncode in (-9, 137):
+                    result = "killed: out of memory"
+                elif proc.returncode < 0:  # a crash while importing: RLIMIT_AS refused a mapping
+                    try:
+                        result = f"killed by {signal.Signals(-proc.returncode).name}"
+                    except ValueError:
+                        result = f"killed by signal {-proc.returncode}"
+                elif any(h in tail[0].lower() for h in _MEMORY_HINTS):
+                    result = tail[0][:200]
+                else:  # not a matter of memory: say nothing about it
+                    result = None
+    finally:
+        if cg is not None:
+            cg.remove()
+        shutil.rmtree(scratch, ignore_errors=True)
+    _PREFLIGHT[key] = result
+    return result
 
 
 def execute_notebook(nb, sb: SandboxFiles, limits: Limits, config=None,
@@ -703,21 +1301,18 @@ def execute_notebook(nb, sb: SandboxFiles, limits: Limits, config=None,
 
     KM, _ = _kernel_classes()
     Exec = _execute_class()
+    _lib_packages(sb.student_lib)  # a clear error for a bad student lib
+    if not Path(sb.cases).is_dir():
+        raise ValueError(f"the cases folder {sb.cases} is not a folder")
     scratch = Path(tempfile.mkdtemp(prefix="run-", dir=scratch_parent))
     os.chmod(scratch, 0o755)
     _prepare_scratch(scratch, sb)
+    notes: list = []
+    cgroup = _memory_setup(limits, notes)
+    jail = JailRoot()
     state = {"reason": None, "kind": None, "cell": None}
     lock = threading.Lock()
-    # the kernel's unix sockets: a short path (at most 107 bytes), shared with the jail
-    comm = Path(tempfile.mkdtemp(prefix="ngk-", dir=_short_tmp()))
-    os.chmod(comm, 0o777)
-    km = KM(transport="ipc", ip=str(comm / "k"), connection_file=str(comm / "kernel.json"),
-            sandbox=(scratch, sb, limits, comm), kernel_name="python3")
-    km.max_message_bytes = int(limits.max_output_mb * 2**20) + 2**20
-    try:
-        km.kernel_spec.interrupt_mode = "message"  # signals do not cross into the jail
-    except Exception:
-        pass
+    ex = Exec(config=config) if config is not None else Exec()
 
     def kill(kind, reason, cell=None):
         with lock:
@@ -733,11 +1328,39 @@ def execute_notebook(nb, sb: SandboxFiles, limits: Limits, config=None,
                     proc.kill()
                 except OSError:
                     pass
+        if cgroup is not None:
+            cgroup.kill_all()
 
-    ex = Exec(config=config) if config is not None else Exec()
+    def log_over():
+        cell = ex.current_cell
+        kill("output", f"the kernel wrote more than 8 MiB to its own stdout/stderr "
+                       f"(in cell {(cell or 0) + 1})", cell)
+
+    km = KM(transport="ipc", ip=JAIL + "/k", connection_file=str(scratch / "init" / "kernel.json"),
+            sandbox={"scratch": scratch, "sb": sb, "limits": limits, "cgroup": cgroup,
+                     "jail": jail, "on_log_over": log_over},
+            kernel_name="python3")
+    cap = int(limits.max_output_mb * 2**20)
+    km.max_message_bytes = cap + 2**20
+    received = [0]
+
+    def count_bytes(n: int) -> bool:
+        received[0] += n
+        if received[0] > cap:
+            if not ex._over:
+                ex.output_over()
+            return False
+        return True
+
+    km.count_bytes = count_bytes
+    try:
+        km.kernel_spec.interrupt_mode = "message"  # signals do not cross into the jail
+    except Exception:
+        pass
+
     ex.kernel_manager_class = KM
     ex.kernel_name = "python3"
-    ex.setup_run(scratch, limits, kill)
+    ex.setup_run(scratch, limits, kill, jail)
     stop = threading.Event()
     start = time.monotonic()
 
@@ -745,6 +1368,10 @@ def execute_notebook(nb, sb: SandboxFiles, limits: Limits, config=None,
         prov = getattr(km, "provisioner", None)
         proc = getattr(prov, "process", None) if prov else None
         return proc is not None and proc.poll() is None
+
+    def memory_text(cell):
+        where = f"in cell {cell + 1}" if cell is not None else "while starting"
+        return f"the notebook ran out of memory (limit {limits.memory_mb} MiB) {where}"
 
     def watchdog():
         from zmq.utils.monitor import recv_monitor_message
@@ -755,19 +1382,13 @@ def execute_notebook(nb, sb: SandboxFiles, limits: Limits, config=None,
                 kill("timeout", f"the notebook ran longer than the time limit of {limits.timeout:g} s "
                                 f"(stopped in cell {cell})", ex.current_cell)
                 return
-            used, files = _dir_usage(scratch / "records", limits.max_records)
-            if used > limits.disk_mb * 2**20 or files > limits.max_records:
-                kill("disk", f"the notebook wrote more than {limits.disk_mb} MiB or "
-                             f"{limits.max_records} files to the grading folder (in cell {cell})",
-                     ex.current_cell)
+            if cgroup is not None and cgroup.oom_kills() > 0:
+                kill("memory", memory_text(ex.current_cell), ex.current_cell)
                 return
-            try:
-                if (scratch / "kernel.log").stat().st_size > 8 * 2**20:
-                    kill("output", f"the kernel wrote more than 8 MiB to its own stdout/stderr "
-                                   f"(in cell {cell})", ex.current_cell)
-                    return
-            except OSError:
-                pass
+            free = jail.free_bytes()
+            if free is not None and free < _FULL_SLACK:
+                kill("disk", _disk_text(limits, ex.current_cell), ex.current_cell)
+                return
             mon = getattr(getattr(ex, "kc", None), "iopub_monitor", None)
             try:
                 if mon is not None and ex.executing and mon.poll(0):
@@ -797,7 +1418,9 @@ def execute_notebook(nb, sb: SandboxFiles, limits: Limits, config=None,
                     code = None
             where = f"in cell {ex.current_cell + 1}" if ex.current_cell is not None else "while starting"
             name = type(exc).__name__
-            if name == "DeadKernelError" or "died" in str(exc).lower():
+            if cgroup is not None and cgroup.oom_kills() > 0:
+                state.update(kind="memory", cell=ex.current_cell, reason=memory_text(ex.current_cell))
+            elif name == "DeadKernelError" or "died" in str(exc).lower():
                 detail = _exit_text(code, limits)
                 state.update(kind="kernel_died", cell=ex.current_cell,
                              reason=f"the kernel died {where}{detail}")
@@ -822,40 +1445,52 @@ def execute_notebook(nb, sb: SandboxFiles, limits: Limits, config=None,
                 proc.wait(timeout=10)
             except Exception:
                 pass
-        log_file = getattr(km, "_log_file", None)
-        if log_file is not None:
-            log_file.close()
+        if cgroup is not None and state["reason"] is None and cgroup.oom_kills() > 0:
+            state.update(kind="memory", reason=memory_text(ex.current_cell), cell=ex.current_cell)
+            kill_reason = state["reason"]
+        jail.close()
+        if cgroup is not None:
+            cgroup.remove()
         state["reason"] = kill_reason
+    wd.join(timeout=5)
     failure, kind = state["reason"], state["kind"]
     if failure is None:
-        for index, cell in enumerate(nb.cells):
-            if any(o.get("output_type") == "error" and o.get("ename") == "MemoryError"
-                   for o in cell.get("outputs", []) if cell.get("cell_type") == "code"):
-                failure, kind = (f"the notebook ran out of memory (limit {limits.memory_mb} MiB): "
-                                 f"MemoryError in cell {index + 1}"), "memory"
-                state["cell"] = index
-                break
-    log = ""
-    try:
-        with open(scratch / "kernel.log", "rb") as fh:
-            fh.seek(0, 2)
-            size = fh.tell()
-            fh.seek(max(0, size - 4000))
-            log = fh.read().decode("utf-8", "replace")
-    except OSError:
-        pass
-    ex._harvest(ex.current_cell if ex.current_cell is not None else -1)
+        index = _memory_error_cell(nb)
+        if index is not None:
+            failure, kind = (f"the notebook ran out of memory (limit {limits.memory_mb} MiB): "
+                             f"{_first_error(nb.cells[index])} in cell {index + 1}"), "memory"
+            state["cell"] = index
+    if kind in ("memory", "kernel_died") or (kind == "internal" and state["cell"] is None):
+        libs = _notebook_libraries(nb, sb)
+        if libs or state["cell"] is None or kind == "memory":
+            why = preflight(sb, limits, libs, scratch_parent)
+            if why is not None:
+                names = ", ".join(["ipykernel", "numpy"] + libs)
+                failure, kind = (f"the memory limit of {limits.memory_mb} MiB is too small for "
+                                 f"this assignment's libraries: a fresh kernel cannot import "
+                                 f"{names} ({why}); grade again with a larger --memory"), "memory_limit"
+    tail = km.log_tail
+    if tail is not None:
+        tail.join(timeout=5)
+    log = bytes(tail.tail).decode("utf-8", "replace") if tail is not None else ""
     result = ExecutionResult(
         nb=nb, records=dict(ex.harvest), failure=failure, failure_kind=kind,
         stopped_at=state["cell"], executed=set(ex.executed),
-        timed_out_cells=list(ex.timed_out), seconds=time.monotonic() - start, kernel_log=log)
+        timed_out_cells=list(ex.timed_out), seconds=time.monotonic() - start, kernel_log=log,
+        notes=notes, output_bytes=received[0])
     result.scratch = scratch
-    shutil.rmtree(comm, ignore_errors=True)
     if not keep_scratch:
         result.cleanup = lambda: shutil.rmtree(scratch, ignore_errors=True)
     else:
         result.cleanup = lambda: None
     return result
+
+
+def _first_error(cell) -> str:
+    for o in cell.get("outputs", []):
+        if o.get("output_type") == "error":
+            return f"{o.get('ename')}"
+    return "error"
 
 
 def _exit_text(code, limits: Limits) -> str:
@@ -873,4 +1508,6 @@ def _exit_text(code, limits: Limits) -> str:
         if name == "SIGXCPU":
             hint = "; CPU time limit"
         return f" (killed by {name}{hint})"
+    if code == 125:
+        return " (it could not join its memory cgroup)"
     return f" (exit status {code}: os._exit or a crash)"
