@@ -32,7 +32,7 @@ def budget(n: int) -> int:
 
 
 def normalization_tolerances(x, dout, *, axes, eps, gamma=None, beta=None, param_axes=(),
-                             safety=SAFETY):
+                             center=True, safety=SAFETY):
     """Per-element atol arrays ``{"out", "dx", "dgamma", "dbeta"}`` for a normalization.
 
     The operation: ``x_hat = (x - mean) / sigma`` over ``axes`` (one group = one slice over
@@ -54,6 +54,10 @@ def normalization_tolerances(x, dout, *, axes, eps, gamma=None, beta=None, param
       of its terms is at most ``a_i (|dy_i| + mean(|dy| a))`` with ``a = 1 + |x_hat| + d``
       and carries a relative error up to ``u (n + 2) + d`` (the two means, the error of
       x_hat, and sigma's relative error, which is below ``d``).
+
+    ``center=False`` is the same without the mean (``sigma = sqrt(mean(x**2) + eps)``, RMS
+    norm; weight norm ``g v / ||v||`` is that with ``eps = 0`` and scale ``g / sqrt(n)``):
+    the backward then lacks the ``mean dy`` term, so the same bound holds.
 
     Each bound is multiplied by ``safety``. For comparisons use ``assert_close``, which adds
     an ``rtol`` for the result's own rounding.
@@ -82,8 +86,9 @@ def normalization_tolerances(x, dout, *, axes, eps, gamma=None, beta=None, param
 
     g = view(gamma) if gamma is not None else np.ones([1] * ndim)
     b = view(beta) if beta is not None else np.zeros([1] * ndim)
-    sigma = np.sqrt(x.var(axis=axes, keepdims=True) + eps)
-    x_hat = np.abs(x - x.mean(axis=axes, keepdims=True)) / sigma
+    mean = x.mean(axis=axes, keepdims=True) if center else 0.0
+    sigma = np.sqrt(np.mean((x - mean) ** 2, axis=axes, keepdims=True) + eps)
+    x_hat = np.abs(x - mean) / sigma
     kappa = np.abs(x).max(axis=axes, keepdims=True) / sigma
     d = U * (n + 2) * (kappa + 1)
 
