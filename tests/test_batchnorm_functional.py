@@ -21,7 +21,7 @@ from normlab import (
     spatial_batchnorm_forward,
 )
 
-SETTINGS = settings(max_examples=40, deadline=None)
+SETTINGS = settings()
 
 
 # ------------------------------------------------------------------------------ helpers

@@ -18,6 +18,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from tolerances import budget
 
 from normlab import (
     BatchNorm,
@@ -289,7 +290,7 @@ def exact_cases(draw):
 
 
 @bit_exact
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=budget(30))
 @given(
     exact_cases(),
     st.integers(1, 3),
@@ -369,7 +370,7 @@ def _exact_fma(a, b, c):
         return math.inf if exact > 0 else -math.inf
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=budget(300))
 @given(st.floats(allow_nan=False, allow_infinity=False),
        st.floats(allow_nan=False, allow_infinity=False),
        st.floats(allow_nan=False, allow_infinity=False))
@@ -398,7 +399,7 @@ def test_fma_is_correctly_rounded_on_hard_cases():
     assert fma(1.0, 2.0, 3.0).shape == () and fma(np.ones((2, 3)), 2.0, 0.0).shape == (2, 3)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=budget(60))
 @given(st.integers(0, 6), st.integers(0, 3), st.sampled_from([1.0, 1e-165, 1e152]),
        st.integers(0, 2**32 - 1))
 def test_fma_chain_equals_step_by_step_fma(steps, k, scale, seed):
@@ -415,7 +416,7 @@ def test_fma_chain_equals_step_by_step_fma(steps, k, scale, seed):
     np.testing.assert_array_equal(_fma_chain(a, b, acc0, plain=plain), want)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=budget(15))
 @given(
     st.lists(st.tuples(st.booleans(), st.integers(2, 6)), min_size=3, max_size=8),
     st.sampled_from([0.1, 0.5, None]),

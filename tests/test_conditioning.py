@@ -10,6 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from tolerances import budget
 from sklearn import preprocessing as skp
 
 from normlab import (
@@ -21,7 +22,7 @@ from normlab import (
     make_elongated_regression,
 )
 
-FAST = settings(max_examples=30, deadline=None)
+FAST = settings(max_examples=budget(30))
 
 
 @st.composite

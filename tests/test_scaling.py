@@ -13,7 +13,7 @@ from sklearn import preprocessing as skp
 
 from normlab import MinMaxScaler, NotFittedError, StandardScaler, min_max_scale, zscore
 
-FAST = settings(max_examples=40, deadline=None)
+FAST = settings()
 
 ANY_FLOAT = st.one_of(
     st.floats(-1e3, 1e3, allow_subnormal=False),

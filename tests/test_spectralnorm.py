@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tolerances import budget
 from torch.nn.utils.parametrizations import spectral_norm as torch_spectral_norm
 
 from normlab import numerical_gradient, rel_error
@@ -21,7 +22,7 @@ from normlab.spectralnorm import (
     weight_to_matrix,
 )
 
-HYP = settings(max_examples=30, deadline=None)
+HYP = settings(max_examples=budget(30))
 
 MODULES = {
     "Linear": lambda a, b: nn.Linear(a, b),
