@@ -225,7 +225,11 @@ def test_zip_slip_members_are_refused_and_the_rest_graded(tmp_path, specs):
     work = tmp_path / "work"
     work.mkdir()
     res = collect(z, specs, workdir=work)
-    assert [s.student for s in res.submissions] == ["mona"]
+    subs = _by_student(res)
+    # pat's only file was refused: pat is still in the output, with the reason
+    assert sorted(subs) == ["mona", "pat"]
+    assert subs["mona"].notebooks[A] is not None
+    assert subs["pat"].notebooks[A] is None and "symbolic link" in subs["pat"].missing[A]
     reasons = " | ".join(r.reason for r in res.rejections)
     assert "leaves the archive" in reasons and "absolute path" in reasons
     assert "symbolic link" in reasons
@@ -238,12 +242,17 @@ def test_zip_bomb_is_refused(tmp_path):
     z = tmp_path / "bomb.zip"
     with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("a/big.ipynb", b"0" * (30 * 2**20))
+        zf.writestr("b/ok.ipynb", b"{}")
     dest = tmp_path / "out"
     dest.mkdir()
-    with pytest.raises(intake.UnsafeArchive, match="zip bomb"):
-        safe_extract(z, dest)
+    # the bomb is that member's refusal; the rest of the archive is extracted
+    (refused,) = safe_extract(z, dest)
+    assert "a/big.ipynb" in refused.reason and "zip bomb" in refused.reason
+    assert not (dest / "a" / "big.ipynb").exists() and (dest / "b" / "ok.ipynb").read_bytes() == b"{}"
+    dest2 = tmp_path / "out2"
+    dest2.mkdir()
     with pytest.raises(intake.UnsafeArchive, match="limit"):
-        safe_extract(z, dest, intake.ZipLimits(max_total_bytes=2**20))
+        safe_extract(z, dest2, intake.ZipLimits(max_total_bytes=2**20, max_ratio=10**6))
 
 
 def test_student_zip_inside_canvas_download(tmp_path, specs):
@@ -277,7 +286,7 @@ def test_student_ids_are_safe():
 
 # ----------------------------------------------------------------------------- records
 def test_records_are_read_defensively(tmp_path):
-    path = save_record(str(tmp_path), "zscore_basic", 0, False, {"out": np.ones((3, 2))})
+    path = save_record(str(tmp_path), "zscore_basic", False, {"out": np.ones((3, 2))})
     meta, outputs = load_record_safely(path)
     assert meta["check_id"] == "zscore_basic" and outputs["out"].shape == (3, 2)
     link = tmp_path / "link.visible.npz"
@@ -313,7 +322,7 @@ def test_cases_round_trip_exactly(tmp_path):
     case = {"X": np.arange(6.0).reshape(2, 3), "n": 3, "eps": 1e-5, "flag": True, "none": None,
             "range": (0, 1.5), "names": ["a", "b"], "i8": np.int64(7), "f32": np.float32(0.1),
             "nan": float("nan"), "nested": {"m": np.eye(2, dtype=np.float32)}}
-    path = casefile.case_path(str(tmp_path), "c", True, 5)
+    path = casefile.case_path(str(tmp_path), "c", True)
     casefile.save_case(path, case)
     back = casefile.load_case(path)
     assert casefile.same_case(back, case)
@@ -346,3 +355,150 @@ def test_csv_is_valid_with_commas_quotes_and_formulas(tmp_path):
     write_reports(out, [A], [])
     rows = list(csv.reader(io.StringIO((out / "grades.csv").read_text())))
     assert rows[1][1] == "'=1+1"
+
+
+# ----------------------------------------------------------------------------- issue 8
+def test_ids_come_from_the_layout_position_never_from_inner_folders(tmp_path, specs):
+    s = tmp_path / "submitted"
+    _write(s, f"bob/{A}/{A}.ipynb", _nb_text("bob"))
+    _write(s, f"carol/{A}/{A}.ipynb", _nb_text("carol"))
+    _write(s, f"alice/{A}/{A}.ipynb", _nb_text("alice"))
+    _write(s, f"alice/{A}/submitted/bob/{A}/{A}.ipynb", _nb_text("fake"))
+    _write(s, f"alice/{A}/carol+{A}+2099-01-01 00:00:00.000000 UTC/{A}.ipynb", _nb_text("fake"))
+    _write(s, f"alice/{A}/-bob/{A}.ipynb", _nb_text("fake"))
+    _write(tmp_path, f"dave/{A}.ipynb", _nb_text("dave"))  # folder per student, beside
+    _write(tmp_path, f"dave/bob/{A}.ipynb", _nb_text("fake"))
+    _write(tmp_path, f"erin/{A}.ipynb", _nb_text("erin"))
+    res = collect(tmp_path, specs)
+    subs = _by_student(res)
+    assert sorted(subs) == ["alice", "bob", "carol", "dave", "erin"]
+    for name in subs:
+        assert json.loads(subs[name].notebooks[A])["metadata"]["tag"] == name
+    assert subs["carol"].timestamp is None
+
+
+def test_id_collisions_are_reported_not_merged(tmp_path, specs):
+    for order in ("ab", "ba"):
+        root = tmp_path / order
+        names = ["-bob", "bob"] if order == "ab" else ["bob", "-bob"]
+        for n in names:
+            _write(root, f"submitted/{n}/{A}/{A}.ipynb", _nb_text(n))
+        subs = _by_student(collect(root, specs))
+        assert json.loads(subs["bob"].notebooks[A])["metadata"]["tag"] == "bob"
+        (other,) = [s for s in subs if s != "bob"]
+        assert other.startswith("bob_") and subs[other].display_name == "-bob"
+        assert any("collision" in n for n in subs[other].notes)
+
+
+def _encrypted(data: bytes, name: str) -> bytes:
+    out = bytearray(data)
+    info = zipfile.ZipFile(io.BytesIO(data)).getinfo(name)
+    out[info.header_offset + 6] |= 1
+    pos = 0
+    while (pos := out.find(b"PK\x01\x02", pos)) >= 0:
+        n = int.from_bytes(out[pos + 28:pos + 30], "little")
+        if bytes(out[pos + 46:pos + 46 + n]) == name.encode():
+            out[pos + 8] |= 1
+        pos += 4
+    return bytes(out)
+
+
+def test_hostile_members_of_the_input_zip_are_refused_one_by_one(tmp_path, specs):
+    buf = io.BytesIO()
+    long = "y" * 300
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(f"ann_1_2_{A}.ipynb", _nb_text("ann"))
+        zf.writestr(f"leo_3_4_{A}.ipynb", _nb_text("leo"))  # flagged encrypted below
+        zf.writestr(f"max_5_6_{long}.ipynb", _nb_text())
+        zf.writestr(zipfile.ZipInfo(f"ned_7_8_{A}.ipynb"), b"0" * (30 * 2**20),
+                    compress_type=zipfile.ZIP_DEFLATED)
+        zf.writestr(f"ola_9_9_\x1b[31m{A}.ipynb", _nb_text())
+    z = tmp_path / "canvas.zip"
+    z.write_bytes(_encrypted(buf.getvalue(), f"leo_3_4_{A}.ipynb"))
+    res = collect(z, specs, only=A)
+    subs = _by_student(res)
+    assert json.loads(subs["ann_1"].notebooks[A])["metadata"]["tag"] == "ann"
+    # the refused notebooks' students are in the output, with the reason
+    assert "encrypted" in subs["leo_3"].missing[A]
+    assert "zip bomb" in subs["ned_7"].missing[A]
+    reasons = " | ".join(r.reason for r in res.rejections)
+    assert "longer than 255 bytes" in reasons and "control characters" in reasons
+    assert "\\x1b" in reasons and "\x1b" not in reasons
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bad_crc", "not_utf8_name"])
+def test_damaged_student_zips_are_that_students_rejection(tmp_path, specs, damage):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(f"{A}.ipynb", _nb_text("zipped"))
+    data = buf.getvalue()
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    elif damage == "bad_crc":
+        data = data.replace(b'"tag"', b'"TAG"', 1)
+    else:  # the UTF-8 flag on a name that is not UTF-8
+        data = data.replace(f"{A}.ipynb".encode(), b"\xff" + f"{A}.ipynb".encode()[1:])
+        data = bytearray(data)
+        for sig, off in ((b"PK\x03\x04", 7), (b"PK\x01\x02", 9)):
+            p = data.find(sig)
+            data[p + off] |= 0x08
+        data = bytes(data)
+    _write(tmp_path, f"submitted/ann/{A}/work.zip", data)
+    _write(tmp_path, f"submitted/bob/{A}/{A}.ipynb", _nb_text("bob"))
+    res = collect(tmp_path, specs)
+    subs = _by_student(res)
+    assert json.loads(subs["bob"].notebooks[A])["metadata"]["tag"] == "bob"
+    assert subs["ann"].notebooks[A] is None
+    ann = [r.reason for r in res.rejections if r.student == "ann"]
+    assert ann and ("readable zip" in ann[0] or "damaged" in ann[0]), ann
+
+
+def test_every_student_in_the_input_has_a_row(tmp_path, specs):
+    _write(tmp_path, f"submitted/amy/{A}/{A}.ipynb", _nb_text())
+    (tmp_path / "submitted" / "dan" / A).mkdir(parents=True)  # empty assignment folder
+    (tmp_path / "submitted" / "fay").mkdir(parents=True)  # empty student folder
+    subs = _by_student(collect(tmp_path, specs))
+    assert sorted(subs) == ["amy", "dan", "fay"]
+    for s in ("dan", "fay"):
+        assert subs[s].assignment == A and subs[s].notebooks[A] is None
+        assert "was not submitted" in subs[s].missing[A]
+
+
+@pytest.mark.parametrize("text,expected,problem", [
+    ("2025-03-01 10:00:00.000000 UTC", "2025-03-01 10:00:00.000000 UTC", False),
+    ("2025-03-01 10:00:00 UTC\n2025-03-04 09:00:00 UTC\nnonsense", "2025-03-04 09:00:00 UTC", False),
+    ("nonsense", None, True),
+    ("3", None, True),
+    ("", None, True),
+])
+def test_timestamps_latest_parseable_or_reported(tmp_path, specs, text, expected, problem):
+    _write(tmp_path, f"submitted/amy/{A}/{A}.ipynb", _nb_text())
+    _write(tmp_path, f"submitted/amy/{A}/timestamp.txt", text)
+    _write(tmp_path, f"submitted/amy/{A}/sub/timestamp.txt", "garbage that must not win")
+    _write(tmp_path, f"submitted/amy/{A}/old/timestamp.txt", "2000-01-01 00:00:00 UTC")
+    (sub,) = collect(tmp_path, specs).submissions
+    assert sub.timestamp == expected
+    assert bool(sub.timestamp_problem) is problem
+    assert any("sub/timestamp.txt ignored" in n for n in sub.notes)
+
+
+def test_escaping_helpers():
+    from normlab.grading.report import for_markdown, for_terminal
+
+    assert for_terminal("a\x1b[31mb\nc\u202ed\x07") == "a\\x1b[31mb\\nc\\u202ed\\x07"
+    assert for_terminal("Zoë O'Brien 02-zscore.ipynb") == "Zoë O'Brien 02-zscore.ipynb"
+    md = for_markdown("**x** | _y_ `z` [l](u) <b> # h \x1b ! ~ &amp;")
+    assert md == ("\\*\\*x\\*\\* \\| \\_y\\_ \\`z\\` \\[l\\]\\(u\\) \\<b\\> \\# h \\\\x1b \\! \\~ "
+                  "\\&amp;")
+    # independent ground truth: a CommonMark renderer (with tables) shows the text itself
+    import html
+
+    from markdown_it import MarkdownIt
+
+    nasty = "**b** _i_ `c` [l](javascript:x) ![i](x.png) <img src=x> # h | cell ~~s~~ &lt; \\*"
+    rendered = MarkdownIt("commonmark").enable("table").render(f"- {for_markdown(nasty)}\n")
+    assert rendered == f"<ul>\n<li>{html.escape(nasty, quote=True)}</li>\n</ul>\n".replace(
+        "&#x27;", "'"), rendered
+    row = MarkdownIt("commonmark").enable("table").render(
+        f"| a | b |\n|---|---|\n| {for_markdown('x | y')} | z |\n")
+    assert "<td>x | y</td>" in row and row.count("<td>") == 2
