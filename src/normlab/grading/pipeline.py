@@ -406,7 +406,7 @@ _MARKDOWN_ATTRS = {"a": ["href", "title"], "img": ["src", "alt", "title"], "*": 
 
 def sanitize_markdown_cells(nb) -> None:
     """Render every markdown cell to HTML and keep only inert HTML (no script, event
-    handler, iframe, form, style or ``javascript:`` URL), as a raw HTML cell: the student's
+    handler, iframe, form, style or ``javascript:`` URL), as the cell's new source: the student's
     markdown reaches the feedback page only through this sanitizer (outputs go through
     nbconvert's ``sanitize_html``)."""
     import bleach
@@ -421,11 +421,30 @@ def sanitize_markdown_cells(nb) -> None:
         clean = bleach.clean(html, tags=_MARKDOWN_TAGS, attributes=_MARKDOWN_ATTRS,
                              protocols=["http", "https", "mailto"], strip=True,
                              strip_comments=True)
-        cell.cell_type = "raw"
-        cell.source = clean
+        # stays a markdown cell holding one HTML block (no blank line inside, so markdown
+        # rendering passes it through and creates no new link from literal text)
+        cell.cell_type = "markdown"
+        cell.source = "<div>" + re.sub(r"\n\s*\n", "\n", clean).replace("[", "&#91;") + "</div>"
         cell.pop("attachments", None)
-        cell.metadata["raw_mimetype"] = "text/html"
-        cell.metadata["format"] = "text/html"
+        cell.pop("outputs", None)
+        cell.pop("execution_count", None)
+
+
+_ACTIVE_ATTR = re.compile(r"""\son[a-z]+\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)""", re.I)
+_ACTIVE_URL = re.compile(r"""(href|src|action|formaction|xlink:href)\s*=\s*(["']?)\s*(javascript|vbscript|data):""", re.I)
+_ACTIVE_TAG = re.compile(r"<(/?)(iframe|frame|object|embed|form|base|meta)\b", re.I)
+
+
+def _inert_body(page: str) -> str:
+    """Second line of defence on the rendered feedback page, after the template's head: no
+    event-handler attribute, no javascript:/vbscript:/data: URL, no frame, form or embed."""
+    head, sep, body = page.partition("<body")
+    if not sep:
+        head, body = "", page
+    body = _ACTIVE_ATTR.sub(" ", body)
+    body = _ACTIVE_URL.sub(lambda m: f"{m.group(1)}={m.group(2)}#blocked-", body)
+    body = _ACTIVE_TAG.sub(lambda m: f"&lt;{m.group(1)}{m.group(2)}", body)
+    return head + sep + body
 
 
 def _error_output(ename: str, message: str):
@@ -575,7 +594,7 @@ def _feedback_html(nb, resources, config, key, scores, total, max_total, hidden_
         page = copy.deepcopy(nb)
         sanitize_markdown_cells(page)
         body, _ = exporter.from_notebook_node(page, resources=copy.deepcopy(resources))
-        return body
+        return _inert_body(body)
 
     def leaks(text: str) -> list:
         plain = htmlmod.unescape(re.sub(r"<[^>]+>", "", text))
