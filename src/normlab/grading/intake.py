@@ -23,9 +23,24 @@ one notebook per student (one          ``alice.ipynb`` (needs ``--assignment``)
 assignment only)
 =====================================  ==================================================
 
-A student's ``.zip`` inside the input (Canvas keeps uploaded zips as they are) is opened
-with the same safety rules. When several files claim the same student, assignment and
-notebook, the newest wins (timestamp, then LMS re-upload suffix ``-1``, ``-2``...).
+Whose submission: from where it sits, never from names inside it. From the top, each
+level's LMS names (exchange and Moodle folders, Canvas/Moodle/Blackboard files) are
+submissions; a folder named ``submitted`` is looked into; if any other folder at the level
+holds an assignment folder or a notebook, every folder at that level is one student's
+submission (everything below it is that student's, whatever its folders are called);
+otherwise the level's folders are enclosing folders, looked into. Names giving the same
+student id are told apart (a suffix from the name), and the collision is reported. Every
+place the layout gives is a submission, with no notebook too (it scores 0 with the reason).
+
+A student's ``.zip`` (Canvas keeps uploaded zips as they are; one inside a student's folder)
+is that student's and is opened with the same safety rules. When several files of a student
+claim the same notebook, the newest wins (submission time, then LMS order and re-upload
+suffix ``-1``, ``-2``..., then the copy nearest the top of the submission).
+
+Submission time: only ``<student>/<assignment>/timestamp.txt`` (each line a candidate) and
+an exchange folder's or Blackboard file's name give it; the latest parseable time is used,
+unreadable ones are noted; when none can be read, ``Submission.timestamp_problem`` says so
+(lateness is not assessed, and the reports say it). Other ``timestamp.txt`` files are ignored.
 
 Which assignment: the folder name (nbgrader layouts), else ``--assignment``, else the
 notebook's name, else its content (the nbgrader ``grade_id``s it carries).
@@ -40,10 +55,13 @@ nbformat (v3 is upgraded by nbformat), missing or duplicate cell ids, a missing
 ``nbformat_minor`` id support. Not repaired (rejected with a reason): invalid JSON, not
 UTF-8, not a notebook, too large.
 
-Zip safety: members with absolute paths, drive letters, ``..`` components or that are
-symlinks are refused (each one is reported, the rest of the zip is used); the number of
-members, the declared and the actual uncompressed sizes and the compression ratio are
-bounded, so a zip bomb is refused as a whole with the reason.
+Zip safety: members with absolute paths, drive letters, ``..`` components, control
+characters or components over 255 bytes in their names, that are symlinks or encrypted, over
+the size or compression-ratio limits, expanding beyond their declared size or damaged (bad
+CRC, truncated) are refused one by one (each is reported, the rest of the zip is used); an
+archive is refused as a whole only when unreadable, with too many members or too large in
+total (for a student's zip: that student's rejection). Intake never raises for what is
+inside the input.
 """
 
 from __future__ import annotations
