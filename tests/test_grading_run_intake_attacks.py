@@ -186,8 +186,10 @@ def test_nobody_replaces_another_students_submission(run):
     assert recs["alice"]["score"] == 0
     notes = " ".join(recs["alice"]["notes"])
     top = f"submitted/alice/{A}/{NB}"
-    assert f"alice/{A}/submitted/bob/{A}/{NB} replaced by the newer {top}" in notes
-    assert f"alice/{A}/-bob/{NB} replaced by the newer {top}" in notes
+    for fake in (f"submitted/bob/{A}/{NB}", f"-bob/{NB}", f"bob/{NB}",
+                 f"carol+{A}+2099-01-01 00:00:00.000000 UTC/{NB}"):
+        assert f"alice/{A}/{fake} replaced by the newer" in notes, fake
+    assert f"replaced by the newer {top}" in notes  # the copy at the top is graded
     assert "2099-01-01 00:00:00.000000 UTC/timestamp.txt ignored" in notes
     collider = next(s for s in recs if s.startswith("bob_"))
     assert recs[collider]["display_name"] == "-bob" and recs[collider]["score"] == 0
