@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tolerances import assert_close, normalization_tolerances
 
 from normlab import (
     batchnorm_backward,
@@ -56,22 +57,28 @@ def torch_batchnorm(x, gamma, beta, dout, running=None):
     return out.detach().numpy(), xt.grad.numpy(), gt.grad.numpy(), bt.grad.numpy()
 
 
-def assert_grads_match(grads, x, gamma, dout, expected):
-    """Gradients within 1e-8 relative to their natural magnitude.
-
-    Terms of dx are of size |gamma * invstd * dout| and of dgamma/dbeta of size
-    sum |dout| (x_hat is O(1)); both implementations cancel such terms, so the error is
-    judged against them, not against a result that may itself be a near-zero difference.
-    """
+def bn_tolerances(x, gamma, beta, dout):
+    """Rounding-error bounds of training-mode batch norm (tolerances.normalization_tolerances
+    over the batch and spatial axes, parameters on the channel axis)."""
     axes = (0,) + tuple(range(2, x.ndim))
-    invstd = 1.0 / np.sqrt(x.var(axis=axes) + 1e-5)
-    dx_scale = np.max(np.abs(gamma) * invstd) * np.max(np.abs(dout))
-    sum_scale = np.max(np.abs(dout).sum(axis=axes)) * max(1.0, np.max(np.abs(expected[1])))
-    for name, got, want, scale in zip(
-        ("dx", "dgamma", "dbeta"), grads, expected, (dx_scale, sum_scale, sum_scale)
-    ):
-        assert got.shape == want.shape, name
-        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-8 * scale, err_msg=name)
+    return normalization_tolerances(x, dout, axes=axes, eps=1e-5, gamma=gamma, beta=beta,
+                                    param_axes=(1,))
+
+
+def assert_grads_match(grads, x, gamma, dout, expected):
+    """(dx, dgamma, dbeta) within the rounding-error bounds of ``bn_tolerances``.
+
+    Both implementations cancel terms of size |gamma * invstd * dout| (dx) and sum |dout|
+    (dgamma, dbeta), so the error is judged against them, not against a result that may
+    itself be a near-zero difference.
+    """
+    tol = bn_tolerances(x, gamma, None, dout)
+    for name, got, want in zip(("dx", "dgamma", "dbeta"), grads, expected):
+        assert_close(got, want, tol[name], name=name)
+
+
+def assert_train_forward_match(out, expected, x, gamma, beta):
+    assert_close(out, expected, bn_tolerances(x, gamma, beta, np.zeros_like(x))["out"], name="out")
 
 
 def assert_forward_match(out, expected):
@@ -88,7 +95,7 @@ def test_forward_matches_torch(inputs):
     x, gamma, beta, dout = inputs
     out, _ = batchnorm_forward(x, gamma, beta)
     assert out.dtype == np.float64
-    assert_forward_match(out, torch_batchnorm(x, gamma, beta, dout)[0])
+    assert_train_forward_match(out, torch_batchnorm(x, gamma, beta, dout)[0], x, gamma, beta)
 
 
 @SETTINGS
@@ -128,7 +135,7 @@ def test_constant_channel_gives_beta_like_torch():
     dout = np.random.default_rng(0).standard_normal(x.shape)
     out, cache = batchnorm_forward(x, gamma, beta)
     expected = torch_batchnorm(x, gamma, beta, dout)
-    assert_forward_match(out, expected[0])
+    assert_train_forward_match(out, expected[0], x, gamma, beta)
     np.testing.assert_allclose(out[:, 0], -1.0)
     assert_grads_match(batchnorm_backward_alt(dout, cache), x, gamma, dout, expected[1:])
 
@@ -214,7 +221,7 @@ def test_spatial_batchnorm_is_the_nchw_case():
     gamma, beta, dout = rng.standard_normal(4), rng.standard_normal(4), rng.standard_normal(x.shape)
     out, cache = spatial_batchnorm_forward(x, gamma, beta)
     expected = torch_batchnorm(x, gamma, beta, dout)
-    assert_forward_match(out, expected[0])
+    assert_train_forward_match(out, expected[0], x, gamma, beta)
     assert_grads_match(spatial_batchnorm_backward(dout, cache), x, gamma, dout, expected[1:])
     with pytest.raises(ValueError, match=r"expected 4D input.*\(N, C, H, W\).*got 3D"):
         spatial_batchnorm_forward(x[0], gamma, beta)
