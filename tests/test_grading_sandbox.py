@@ -167,13 +167,13 @@ def tripwire_off_then_reference():
 def monkeypatch_numpy():
     return H.set_solution(_sol(), "zscore", (
         "import numpy as np, numpy.testing\n"
-        "import normlab.grading.judge as J, normlab.grading.checks as C\n"
+        "import normlab_grading.check.compare as J, normlab_grading.check.checking as C\n"
         "np.allclose = lambda *a, **k: True\n"
         "np.isclose = lambda a, b, *x, **k: np.ones(np.shape(a), bool)\n"
         "np.array_equal = lambda *a, **k: True\n"
         "np.testing.assert_allclose = lambda *a, **k: None\n"
         "J.close = lambda *a, **k: True\n"
-        "J.judge = C.judge = lambda *a, **k: J.Verdict(True, None, 'passed')\n"
+        "J.verdict = C.verdict = lambda *a, **k: J.Verdict(True, None, 'passed')\n"
         "def zscore(X, ddof=0, eps=0.0):\n"
         "    return np.asarray(X, dtype=float)\n"))
 
