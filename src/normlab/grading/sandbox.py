@@ -1245,53 +1245,41 @@ _PREFLIGHT: dict = {}
 
 def preflight(sb: SandboxFiles, limits: Limits, libraries: list[str],
               scratch_parent: str | None = None) -> str | None:
-    """Can a fresh kernel in a jail with these limits import ipykernel, numpy and
-    ``libraries``? None if so, else what went wrong. Cached per process."""
-    cg_probe = os.environ.get("NORMLAB_GRADING_CGROUP", "")
-    key = (limits.memory_mb, limits.disk_mb, tuple(libraries), tuple(sb.mask), cg_probe)
+    """Can a fresh kernel in a jail with these limits import numpy and ``libraries``?
+    None if so, else what went wrong (only when it is a matter of memory: the kernel was
+    killed, ran out of memory, or an import failed for lack of memory). A real kernel, run
+    like a notebook (its threads and arenas count under RLIMIT_AS). Cached per process."""
+    import nbformat
+
+    key = (limits.memory_mb, limits.disk_mb, tuple(libraries), tuple(sb.mask),
+           os.environ.get("NORMLAB_GRADING_CGROUP", ""))
     if key in _PREFLIGHT:
         return _PREFLIGHT[key]
-    scratch = Path(tempfile.mkdtemp(prefix="pre-", dir=scratch_parent))
-    os.chmod(scratch, 0o755)
-    cg = None
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import numpy\n" + "".join(f"import {m}\n" for m in libraries))]
+    probe = SandboxFiles(sb.student_lib, sb.cases, {}, sb.mask, dict(sb.env))
+    res = execute_notebook(nb, probe, limits, scratch_parent=scratch_parent, _preflight=False)
     try:
-        _prepare_scratch(scratch, SandboxFiles(sb.student_lib, sb.cases, {}, sb.mask, sb.env))
-        cg = MemoryCgroup.create(int(limits.memory_mb * 2**20))
-        code = "import ipykernel.kernelapp, numpy\n" + "".join(f"import {m}\n" for m in libraries)
-        cmd = bwrap_command(scratch, sb, limits, [sys.executable, "-c", code], cg)
-        try:
-            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                                  timeout=max(60.0, limits.timeout), cwd=str(scratch),
-                                  env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
-        except subprocess.TimeoutExpired:
-            result = "importing them took longer than the time limit"
+        result = None
+        if res.failure is not None and res.failure_kind == "memory":
+            result = "it ran out of memory"
+        elif res.failure is not None and res.failure_kind == "kernel_died":
+            result = res.failure.replace("the kernel died in cell 1", "the kernel died")
         else:
-            if proc.returncode == 0:
-                result = None
-            else:
-                tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-                oom = cg is not None and cg.oom_kills() > 0
-                if oom or proc.returncode in (-9, 137):
-                    result = "killed: out of memory"
-                elif proc.returncode < 0:  # a crash while importing: RLIMIT_AS refused a mapping
-                    try:
-                        result = f"killed by {signal.Signals(-proc.returncode).name}"
-                    except ValueError:
-                        result = f"killed by signal {-proc.returncode}"
-                elif any(h in tail[0].lower() for h in _MEMORY_HINTS):
-                    result = tail[0][:200]
-                else:  # not a matter of memory: say nothing about it
-                    result = None
+            for o in nb.cells[0].get("outputs", []):
+                if o.get("output_type") == "error":
+                    text = f"{o.get('ename')}: {o.get('evalue')}"
+                    if o.get("ename") == "MemoryError" or any(h in text.lower() for h in _MEMORY_HINTS):
+                        result = text[:200]
     finally:
-        if cg is not None:
-            cg.remove()
-        shutil.rmtree(scratch, ignore_errors=True)
+        res.cleanup()
     _PREFLIGHT[key] = result
     return result
 
 
 def execute_notebook(nb, sb: SandboxFiles, limits: Limits, config=None,
-                     scratch_parent: str | None = None, keep_scratch: bool = False) -> ExecutionResult:
+                     scratch_parent: str | None = None, keep_scratch: bool = False,
+                     _preflight: bool = True) -> ExecutionResult:
     """Execute ``nb`` (a sanitized NotebookNode, modified in place) in a fresh sandbox.
 
     config: the course's traitlets Config (``Execute.timeout`` and friends). Never raises
@@ -1460,12 +1448,13 @@ def execute_notebook(nb, sb: SandboxFiles, limits: Limits, config=None,
             failure, kind = (f"the notebook ran out of memory (limit {limits.memory_mb} MiB): "
                              f"{_first_error(nb.cells[index])} in cell {index + 1}"), "memory"
             state["cell"] = index
-    if kind in ("memory", "kernel_died") or (kind == "internal" and state["cell"] is None):
+    if _preflight and (kind in ("memory", "kernel_died")
+                       or (kind == "internal" and state["cell"] is None)):
         libs = _notebook_libraries(nb, sb)
         if libs or state["cell"] is None or kind == "memory":
             why = preflight(sb, limits, libs, scratch_parent)
             if why is not None:
-                names = ", ".join(["ipykernel", "numpy"] + libs)
+                names = ", ".join(["numpy"] + libs)
                 failure, kind = (f"the memory limit of {limits.memory_mb} MiB is too small for "
                                  f"this assignment's libraries: a fresh kernel cannot import "
                                  f"{names} ({why}); grade again with a larger --memory"), "memory_limit"
