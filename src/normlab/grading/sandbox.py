@@ -1,35 +1,37 @@
 """Run one submission's notebook in a sandbox: its own kernel, in its own bubblewrap jail,
 under limits, with the notebook client outside the jail.
 
-Layout of one run (``SandboxRun``)::
+Layout of one run (``execute_notebook``)::
 
     trusted grading process (nbclient, nbgrader's Execute)          bwrap jail
-      |-- connects through unix sockets in /tmp/ngk-*  <------->  ipykernel (student code,
-      |                                                            PID 1 of its namespace)
-      |-- moves records out of <scratch>/records after each cell   (NORMLAB_GRADING_RECORD)
-      '-- watchdog thread: wall clock, disk, output; kills the jail
+      |-- /bin/sh launcher: joins the memory cgroup, exec bwrap   (every process born in it)
+      |-- connects to the unix sockets in the jail's /dev/shm  <->  ipykernel (student code,
+      |   through /proc/self/fd/<fd of the jail's root>            PID 1 of its namespace)
+      |-- counts every byte received; reads the kernel's stdout (pipe, capped)
+      |-- copies records out of the jail's /dev/shm/records after each cell, then deletes them
+      '-- watchdog thread: wall clock, OOM kills, a full disk; kills the jail
 
 The jail (``bwrap --unshare-all --die-with-parent --new-session``, as an unprivileged uid):
 
 - no network at all (a new network namespace; the kernel talks to the client over unix
   domain sockets, which need none), its own PID, IPC, UTS and cgroup namespaces;
-- read-only: ``/usr`` (and the ``/lib*``, ``/bin`` links), the Python installation and the
-  virtual environment, a handful of ``/etc`` files, a synthetic ``/etc/passwd``;
-- normlab is replaced by the *student-side* package (``build_student_lib``): the grading
-  machinery the test cells import (checks, records, cases read from files made by the
-  grader, the assignments' calling protocols) and ``normlab.data``, but no reference
-  implementation: every other normlab name is a stub that raises. The solutions, the
-  gradebook, the course and other submissions are simply not there;
-- libraries that do the graded job (torch, scikit-learn, scipy) are masked unless the
-  assignment's own notebook imports them (``masked_modules``);
-- writable: ``/home/student`` (the working directory, holding only the assignment's own
-  files), ``/tmp`` and ``/dev/shm``, all size-limited tmpfs; ``/grading/records`` (a host
-  folder, polled by the watchdog);
-- limits set inside before the kernel starts: RLIMIT_AS (memory), RLIMIT_FSIZE (file size),
-  RLIMIT_CPU, RLIMIT_CORE=0, RLIMIT_NPROC (only effective for a non-root grader);
+- read-only: ``/usr`` (and the ``/lib*``, ``/bin`` links), a handful of ``/etc`` files, a
+  synthetic ``/etc/passwd``, and a Python tree that is an explicit allowlist
+  (``_python_tree``): the base interpreter's executable, stdlib and lib-dynload (its
+  site-packages and the system's package folders hidden), the venv (masked libraries and
+  every copy of the student lib's packages, or .pth files leading to one, hidden) and the
+  student lib at ``/grading/lib``, first on sys.path. Never the worker's sys.path;
+- libraries that do the graded job (torch, scikit-learn, scipy) are masked, every copy,
+  unless the assignment's own notebook imports them (``masked_modules``);
+- writable: ONE tmpfs of ``disk_mb`` at ``/dev/shm`` (``JAIL``): ``/home/student`` (the
+  working directory, the assignment's own files copied in), ``/tmp`` and
+  ``/grading/records`` are links into it, and the kernel's sockets live in it;
+- memory: a cgroup (v2 ``memory.max`` where delegated, else v1) on the whole jail's
+  resident memory; without one, RLIMIT_AS (and a note). Also RLIMIT_FSIZE, RLIMIT_CPU,
+  RLIMIT_CORE=0, RLIMIT_NPROC (only effective for a non-root grader);
 - outside: a wall-clock limit for the whole notebook (kernel start included), the total
-  size of outputs received (``max_output``; zmq also refuses single messages above it),
-  the total size and number of files in the records folder. Any of these kills the jail.
+  bytes received from the kernel (``max_output``; zmq also refuses single messages above
+  it), the records harvested (size, number). Any of these kills the jail.
 
 nbgrader's ``Execute`` preprocessor (with the course's configuration: per-cell timeout,
 interrupts, error handling) runs the notebook; only its kernel manager, client and output
