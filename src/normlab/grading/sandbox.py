@@ -556,6 +556,10 @@ _LAUNCHER = (
     "src = " + repr("/grading/init/files") + "\n"
     "for name in sorted(os.listdir(src)):\n"
     "    shutil.copyfile(os.path.join(src, name), os.path.join(" + repr("/dev/shm/home") + ", name))\n"
+    "if os.path.isdir('/grading/mpl'):\n"  # matplotlib's font cache: no rebuild per notebook
+    "    os.makedirs('/dev/shm/tmp/matplotlib', exist_ok=True)\n"
+    "    for name in os.listdir('/grading/mpl'):\n"
+    "        shutil.copyfile('/grading/mpl/' + name, '/dev/shm/tmp/matplotlib/' + name)\n"
     "if AS > 0:\n"
     "    lim(resource.RLIMIT_AS, AS)\n"
     "lim(resource.RLIMIT_FSIZE, FS)\n"
@@ -1423,6 +1427,7 @@ def execute_notebook(nb, sb: SandboxFiles, limits: Limits, config=None,
                              reason=f"execution failed {where}: {name}: {str(exc)[:300]}")
     finally:
         stop.set()
+        wd.join(timeout=10)  # no late kill once the run is over
         kill_reason = state["reason"]
         prov = getattr(km, "provisioner", None)
         proc = getattr(prov, "process", None) if prov else None
@@ -1442,7 +1447,6 @@ def execute_notebook(nb, sb: SandboxFiles, limits: Limits, config=None,
         if cgroup is not None:
             cgroup.remove()
         state["reason"] = kill_reason
-    wd.join(timeout=5)
     failure, kind = state["reason"], state["kind"]
     if failure is None:
         index = _memory_error_cell(nb)
