@@ -7,8 +7,9 @@ answer models (normlab/answer_models.py), the assignments' protocols and the mis
 (normlab/grading/) are references too: none of their code may be in the jail.
 
 A fingerprint is sha256 of the code object's qualified name, bytecode, names and non-code
-constants; code objects with an empty body (a bare ``pass``, an empty module) are left out
-of the references, as any file has them.
+constants (for an anonymous one, a comprehension or a lambda, also that of the code object
+holding it); code objects with an empty body (a bare ``pass``, an empty module) are left
+out of the references, as any file has them.
 """
 
 from __future__ import annotations
@@ -32,14 +33,19 @@ import hashlib, types
 def _consts(co):
     return repr(tuple(c for c in co.co_consts if not isinstance(c, types.CodeType)))
 
-def fingerprints(co, out):
+def fingerprints(co, out, parent=""):
+    # an anonymous code object (comprehension, lambda, generator expression) is generic:
+    # it is fingerprinted together with the code object that holds it
+    anonymous = co.co_qualname.rsplit(".", 1)[-1].startswith("<") and co.co_name != "<module>"
     h = hashlib.sha256()
-    for part in (co.co_qualname, co.co_code.hex(), repr(co.co_names), _consts(co)):
+    for part in (parent if anonymous else "", co.co_qualname, co.co_code.hex(),
+                 repr(co.co_names), _consts(co)):
         h.update(part.encode("utf-8", "surrogateescape") + b"\0")
-    out.append((h.hexdigest()[:24], co.co_qualname, len(co.co_code), len(co.co_names)))
+    fp = h.hexdigest()[:24]
+    out.append((fp, co.co_qualname, len(co.co_code), len(co.co_names)))
     for c in co.co_consts:
         if isinstance(c, types.CodeType):
-            fingerprints(c, out)
+            fingerprints(c, out, fp)
     return out
 '''
 
