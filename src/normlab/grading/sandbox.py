@@ -614,6 +614,7 @@ class MemoryCgroup:
                 continue
             if parent is None:
                 continue
+            cls._sweep(parent)
             path = os.path.join(parent, name)
             try:
                 os.mkdir(path)
@@ -640,6 +641,22 @@ class MemoryCgroup:
                 continue
             return cg
         return None
+
+    @staticmethod
+    def _sweep(parent: str):
+        """Remove empty cgroups left by a grading process that died (killed worker)."""
+        try:
+            names = os.listdir(parent)
+        except OSError:
+            return
+        for n in names:
+            m = re.match(r"^normlab-(\d+)-", n)
+            if not m or int(m.group(1)) == os.getpid() or os.path.exists(f"/proc/{m.group(1)}"):
+                continue
+            try:
+                os.rmdir(os.path.join(parent, n))  # fails (EBUSY) while a process is in it
+            except OSError:
+                pass
 
     @staticmethod
     def _self_cgroups() -> list[tuple[str, str]]:
