@@ -814,6 +814,7 @@ def _finish(stem, nb, resources, ex, bundle: Bundle, env, config, notes, timings
     import nbformat
     from nbgrader import utils
 
+    notes = list(notes) + [str(n) for n in getattr(ex, "notes", [])]  # e.g. the RLIMIT_AS fallback
     t2 = time.monotonic()
     not_run_reason = ex.failure
     failures: dict = {}
