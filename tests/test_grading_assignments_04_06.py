@@ -30,10 +30,10 @@ import pytest
 from normlab import answer_models
 from normlab.grading.authoring import build_notebook
 from normlab.grading.cases import make_case
-from normlab.grading.checks import run_student
+from normlab_grading.check.checking import run_student
 from normlab.grading.judge import judge
 from normlab.grading.registry import get_assignment, get_check
-from normlab.grading.tripwire import Tripwire
+from normlab_grading.check.tripwire import Tripwire
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grading_variants_04_06 import CHEATS, VARIANTS  # noqa: E402

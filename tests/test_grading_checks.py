@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 
 import normlab
-from normlab.grading import check
+from normlab_grading import check
 from normlab.grading.authoring import main as authoring_main
 from normlab.grading.cases import DEFAULT_HIDDEN_SEED, SEED_ENV, VISIBLE_SEED, make_case
-from normlab.grading.checks import run_student
+from normlab_grading.check.checking import run_student
 from normlab.grading.judge import Problem, judge
 from normlab.grading.records import RECORD_ENV, judge_record, load_record
 from normlab.grading.registry import all_assignments, all_checks, get_check
-from normlab.grading.tripwire import Tripwire
+from normlab_grading.check.tripwire import Tripwire
 
 CHECKS = sorted(all_checks())
 HIDDEN_SEEDS = [DEFAULT_HIDDEN_SEED] + list(range(1, 13))

@@ -15,7 +15,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from normlab.grading import casefile, intake
+from normlab.grading import intake
+from normlab_grading.check import casefile
 from normlab.grading.intake import AssignmentSpec, collect, repair_notebook, safe_extract
 from normlab.grading.pipeline import RecordRejected, load_record_safely
 from normlab.grading.records import save_record

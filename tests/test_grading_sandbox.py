@@ -128,7 +128,7 @@ def retyped_tests():
     nb = _rel()
     for i, cell in enumerate(nb["cells"]):
         if H.is_test(cell):
-            nb["cells"][i] = H.code_cell("from normlab.grading import check\n"
+            nb["cells"][i] = H.code_cell("from normlab_grading import check\n"
                                          "print('ok: zscore passed (visible test)')")
     return nb
 

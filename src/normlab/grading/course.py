@@ -231,7 +231,9 @@ def build_bundle(course: Course, assignment: str, db: Path, seed: int, expose_li
     """The ``pipeline.Bundle`` of ``assignment`` (db: the gradebook, already ensured)."""
     import normlab
 
-    from . import casefile, registry
+    from normlab_grading.check import casefile
+
+    from . import registry
     from .cases import make_case
     from .pipeline import GRADER_VERSION, Bundle
     from .sandbox import masked_modules

@@ -60,10 +60,8 @@ __all__ = [
     "SandboxFiles",
     "ExecutionResult",
     "bwrap_available",
-    "build_student_lib",
     "masked_modules",
     "execute_notebook",
-    "STUDENT_LIB_KEEP",
 ]
 
 JAIL = "/dev/shm"  # the jail's one writable file system (a size-limited tmpfs)
@@ -74,12 +72,6 @@ LIB = "/grading/lib"  # the student lib (read-only), first on the jail's sys.pat
 SANDBOX_UID = 65534
 RECORD_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.(visible|hidden)\.npz$")
 
-# normlab.grading modules that the student's kernel may import; everything else in
-# normlab.grading (this file, the pipeline, the CLI...) is trusted-side only.
-STUDENT_LIB_KEEP = (
-    "__init__.py", "checks.py", "judge.py", "records.py", "registry.py", "mistakes.py",
-    "tripwire.py", "cases.py", "casefile.py", "assignments",
-)
 # Libraries with routines that do graded jobs (see tripwire.py).
 MASKABLE = ("torch", "sklearn", "scipy")
 # ... and what importing them (or normlab.data) brings along.
@@ -135,142 +127,6 @@ def bwrap_available() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         ok = False
     return path if ok else None
-
-
-# ----------------------------------------------------------------------------- student lib
-_STUB_INIT = '''"""normlab as the student's kernel sees it while grading: no reference code."""
-__version__ = {version!r}
-
-
-def _unavailable(qualname):
-    message = (qualname + " is the course's reference implementation; it is not available "
-               "while grading (compute the result yourself, numpy is fine)")
-
-    def stub(*args, **kwargs):
-        raise RuntimeError(message)
-
-    short = qualname.rsplit(".", 1)[-1]
-    stub.__code__ = stub.__code__.replace(co_name=short, co_qualname=short)
-    stub.__name__ = stub.__qualname__ = short
-    stub.__module__ = __name__
-    return stub
-
-
-def __getattr__(name):
-    if name.startswith("__") or name in ("grading", "data"):  # real submodules: import them
-        raise AttributeError(name)
-    value = _unavailable(__name__ + "." + name)
-    globals()[name] = value
-    return value
-
-{names}
-'''
-
-
-def _stub_source(path: Path, version: str, keep: tuple = ()) -> str:
-    """A stub module for the normlab module in ``path``: every top-level name it defines
-    or re-exports is a stub that raises (defined up front, so that the tripwire names the
-    routine, not ``__getattr__``). Found by reading the source, not by importing it."""
-    import ast
-
-    names: set = set()
-    try:
-        tree = ast.parse(Path(path).read_text())
-    except (OSError, SyntaxError, ValueError):
-        tree = None
-    for node in (tree.body if tree is not None else []):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for t in targets:
-                for n in ast.walk(t):
-                    if isinstance(n, ast.Name):
-                        names.add(n.id)
-        elif isinstance(node, ast.ImportFrom) and node.level:  # from .x import y
-            names.update(a.asname or a.name for a in node.names if a.name != "*")
-    names = sorted(n for n in names if n.isidentifier() and not n.startswith("__")
-                   and n not in keep)
-    lines = "\n".join(f"{n} = _unavailable(__name__ + {('.' + n)!r})" for n in names)
-    return _STUB_INIT.format(version=version, names=lines)
-
-
-_CASES_SHIM = '''
-
-# ---- normlab-grade sandbox: cases come from files the grader computed ----------------
-# The functions above are kept (the assignments' modules use pick_shape and shape_text);
-# make_case and hidden_seed read the grader's files, because computing some cases needs
-# reference code that the sandbox does not contain.
-_SANDBOX_CASES = {cases!r}
-_SANDBOX_SEED = {seed!r}
-_real_make_case = make_case
-
-
-def hidden_seed() -> int:
-    return _SANDBOX_SEED
-
-
-def make_case(check_id, seed=None, hidden=False):
-    from . import casefile
-
-    if seed is None:
-        seed = _SANDBOX_SEED if hidden else VISIBLE_SEED
-    path = casefile.case_path(_SANDBOX_CASES, check_id, bool(hidden), int(seed))
-    try:
-        return casefile.load_case(path)
-    except FileNotFoundError:
-        return _real_make_case(check_id, seed, hidden)
-'''
-
-
-def _normlab_dir() -> Path:
-    import normlab
-
-    return Path(normlab.__file__).resolve().parent
-
-
-def build_student_lib(dest: Path, seed: int) -> Path:
-    """Write the student-side ``normlab`` package into ``dest/normlab`` and return ``dest``.
-
-    Kept: ``normlab.grading``'s modules in ``STUDENT_LIB_KEEP`` (``cases`` with a shim that
-    reads pre-computed cases from ``/grading/cases``) and ``normlab.data``. Every other
-    normlab module, and every name of ``normlab`` itself, is a stub that raises
-    RuntimeError when called (and trips the tripwire: it lives in ``normlab``).
-    """
-    import normlab
-
-    src = _normlab_dir()
-    out = Path(dest) / "normlab"
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    # names of the package that are the kept submodules must stay importable
-    (out / "__init__.py").write_text(_stub_source(src / "__init__.py", normlab.__version__,
-                                                  keep=("grading", "data")))
-    for entry in sorted(src.iterdir()):
-        name = entry.name
-        if name in ("__init__.py", "__pycache__") or name.startswith("."):
-            continue
-        if name == "grading":
-            g = out / "grading"
-            g.mkdir()
-            for keep in STUDENT_LIB_KEEP:
-                s = entry / keep
-                if s.is_dir():
-                    shutil.copytree(s, g / keep, ignore=shutil.ignore_patterns("__pycache__"))
-                elif s.exists():
-                    shutil.copy2(s, g / keep)
-            cases = g / "cases.py"
-            cases.write_text(cases.read_text() + _CASES_SHIM.format(cases=CASES, seed=int(seed)))
-        elif name == "data.py":
-            shutil.copy2(entry, out / name)
-        elif entry.suffix == ".py":
-            (out / name).write_text(_stub_source(entry, normlab.__version__))
-        elif entry.is_dir() and (entry / "__init__.py").exists():
-            (out / name).mkdir()
-            (out / name / "__init__.py").write_text(
-                _stub_source(entry / "__init__.py", normlab.__version__))
-    return Path(dest)
 
 
 def _imports(source: str) -> set[str]:
