@@ -4,11 +4,13 @@ pre-made gradebook, and running the command."""
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -141,3 +143,28 @@ def autograded_text(out: Path, rec: dict) -> str:
                 for o in cell.get("outputs", []):
                     texts.append(str(o.get("text", "")) + str(o.get("evalue", "")))
     return "\n".join(texts)
+
+
+def zip_flag_encrypted(data: bytes, name: str) -> bytes:
+    """The zip ``data`` with member ``name`` flagged as encrypted in both of its headers."""
+    out = bytearray(data)
+    info = zipfile.ZipFile(io.BytesIO(data)).getinfo(name)
+    out[info.header_offset + 6] |= 1
+    pos = 0
+    while (pos := out.find(b"PK\x01\x02", pos)) >= 0:
+        n = int.from_bytes(out[pos + 28:pos + 30], "little")
+        if bytes(out[pos + 46:pos + 46 + n]) == name.encode():
+            out[pos + 8] |= 1
+        pos += 4
+    return bytes(out)
+
+
+def zip_bad_crc(data: bytes, name: str) -> bytes:
+    """The zip ``data`` with the first byte of member ``name``'s data flipped."""
+    out = bytearray(data)
+    info = zipfile.ZipFile(io.BytesIO(data)).getinfo(name)
+    off = info.header_offset
+    start = off + 30 + int.from_bytes(out[off + 26:off + 28], "little") \
+        + int.from_bytes(out[off + 28:off + 30], "little")
+    out[start] ^= 0xFF
+    return bytes(out)

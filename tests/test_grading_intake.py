@@ -15,11 +15,12 @@ import nbformat
 import numpy as np
 import pytest
 
+import normlab_grade_helpers as H
 from normlab.grading import intake
-from normlab_grading.check import casefile
 from normlab.grading.intake import AssignmentSpec, collect, repair_notebook, safe_extract
 from normlab.grading.pipeline import RecordRejected, load_record_safely
 from normlab.grading.records import save_record
+from normlab_grading.check import casefile
 
 ROOT = Path(__file__).resolve().parents[1]
 A = "02-zscore"
@@ -391,19 +392,6 @@ def test_id_collisions_are_reported_not_merged(tmp_path, specs):
         assert any("collision" in n for n in subs[other].notes)
 
 
-def _encrypted(data: bytes, name: str) -> bytes:
-    out = bytearray(data)
-    info = zipfile.ZipFile(io.BytesIO(data)).getinfo(name)
-    out[info.header_offset + 6] |= 1
-    pos = 0
-    while (pos := out.find(b"PK\x01\x02", pos)) >= 0:
-        n = int.from_bytes(out[pos + 28:pos + 30], "little")
-        if bytes(out[pos + 46:pos + 46 + n]) == name.encode():
-            out[pos + 8] |= 1
-        pos += 4
-    return bytes(out)
-
-
 def test_hostile_members_of_the_input_zip_are_refused_one_by_one(tmp_path, specs):
     buf = io.BytesIO()
     long = "y" * 300
@@ -415,7 +403,7 @@ def test_hostile_members_of_the_input_zip_are_refused_one_by_one(tmp_path, specs
                     compress_type=zipfile.ZIP_DEFLATED)
         zf.writestr(f"ola_9_9_\x1b[31m{A}.ipynb", _nb_text())
     z = tmp_path / "canvas.zip"
-    z.write_bytes(_encrypted(buf.getvalue(), f"leo_3_4_{A}.ipynb"))
+    z.write_bytes(H.zip_flag_encrypted(buf.getvalue(), f"leo_3_4_{A}.ipynb"))
     res = collect(z, specs, only=A)
     subs = _by_student(res)
     assert json.loads(subs["ann_1"].notebooks[A])["metadata"]["tag"] == "ann"

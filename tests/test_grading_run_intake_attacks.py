@@ -38,30 +38,6 @@ def _zero():
     return H.release_nb(A)
 
 
-def _flag_encrypted(data: bytes, name: str) -> bytes:
-    """Set the 'encrypted' flag of member ``name`` in both of its headers."""
-    out = bytearray(data)
-    info = zipfile.ZipFile(io.BytesIO(data)).getinfo(name)
-    out[info.header_offset + 6] |= 1
-    pos = 0
-    while (pos := out.find(b"PK\x01\x02", pos)) >= 0:
-        n = int.from_bytes(out[pos + 28:pos + 30], "little")
-        if bytes(out[pos + 46:pos + 46 + n]) == name.encode():
-            out[pos + 8] |= 1
-        pos += 4
-    return bytes(out)
-
-
-def _bad_crc(data: bytes, name: str) -> bytes:
-    out = bytearray(data)
-    info = zipfile.ZipFile(io.BytesIO(data)).getinfo(name)
-    off = info.header_offset
-    start = off + 30 + int.from_bytes(out[off + 26:off + 28], "little") \
-        + int.from_bytes(out[off + 28:off + 30], "little")
-    out[start] ^= 0xFF
-    return bytes(out)
-
-
 def _hostile_zip() -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -71,8 +47,8 @@ def _hostile_zip() -> bytes:
         zf.writestr(ESC_NAME, b"x")
         zf.writestr(zipfile.ZipInfo("bomb.ipynb"), b"0" * (30 * 2**20),
                     compress_type=zipfile.ZIP_DEFLATED)
-    data = _flag_encrypted(buf.getvalue(), "secret.ipynb")
-    return _bad_crc(data, "crc.txt")
+    data = H.zip_flag_encrypted(buf.getvalue(), "secret.ipynb")
+    return H.zip_bad_crc(data, "crc.txt")
 
 
 def _truncated_zip() -> bytes:
