@@ -8,31 +8,49 @@ import pytest
 from normlab.experiments.timing import median_ratios, time_interleaved
 
 
-def test_slower_function_measures_slower():
-    times = time_interleaved(
-        {"fast": lambda: None, "slow": lambda: time.sleep(0.002)}, repeats=5, number=2, warmup=1,
-        clock="wall",
-    )
-    assert set(times) == {"fast", "slow"}
-    assert times["slow"].shape == (5,)
-    assert np.all(times["slow"] >= 0.0019)
-    assert np.median(times["fast"]) < np.median(times["slow"])
+class FakeClock:
+    """A clock that only the timed functions advance: timing is exact and load cannot enter."""
+
+    def __init__(self):
+        self.t = 0.0
+        self.order = []
+
+    def __call__(self):
+        return self.t
+
+    def costing(self, name, seconds):
+        def f():
+            self.order.append(name)
+            self.t += seconds
+        return f
+
+
+def test_times_are_per_call_means_and_ratios_of_medians():
+    clock = FakeClock()
+    times = time_interleaved({"fast": clock.costing("fast", 0.001), "slow": clock.costing("slow", 0.004)},
+                             repeats=5, number=2, warmup=1, clock=clock)
+    assert set(times) == {"fast", "slow"} and times["slow"].shape == (5,)
+    np.testing.assert_allclose(times["fast"], 0.001, rtol=1e-9)
+    np.testing.assert_allclose(times["slow"], 0.004, rtol=1e-9)
     ratios = median_ratios(times, "fast")
-    assert ratios["fast"] == 1.0 and ratios["slow"] > 10
+    assert ratios["fast"] == 1.0 and abs(ratios["slow"] - 4.0) < 1e-9
 
 
-def test_cpu_clock_ignores_sleeping_but_counts_work():
-    def work():
-        s = 0
-        for i in range(20000):
-            s += i * i
-        return s
+def test_rounds_rotate_the_order():
+    clock = FakeClock()
+    time_interleaved({n: clock.costing(n, 1.0) for n in "abc"}, repeats=3, number=1, warmup=0,
+                     clock=clock)
+    assert clock.order == list("abc" "bca" "cab")
 
-    times = time_interleaved({"sleep": lambda: time.sleep(0.003), "work": work}, repeats=5,
-                             number=1, warmup=0)
-    # Sleeping uses no CPU: far less than its 3 ms of wall time.
-    assert np.median(times["sleep"]) < 0.001
-    assert np.median(times["work"]) > 0
+
+def test_named_clocks_are_process_time_and_perf_counter(monkeypatch):
+    for name, attr in (("cpu", "process_time"), ("wall", "perf_counter")):
+        clock = FakeClock()
+        monkeypatch.setattr(time, attr, clock)
+        times = time_interleaved({"f": clock.costing("f", 0.5)}, repeats=2, number=1, warmup=0,
+                                 clock=name)
+        np.testing.assert_allclose(times["f"], 0.5)
+        monkeypatch.undo()
 
 
 def test_every_function_is_called_warmup_plus_repeats_times_number():
