@@ -414,6 +414,11 @@ class _Cluster:
 
 # ----------------------------------------------------------------------------- main
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["export"]:  # normlab-grade export ...: grades for an LMS (export.py)
+        from .export import main as export_main
+
+        return export_main(argv[1:])
     args = _parser().parse_args(argv)
     from . import course as course_mod
     from .intake import UnsafeArchive, collect
