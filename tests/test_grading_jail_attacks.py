@@ -185,10 +185,12 @@ def socket_folder():
 
 
 def split_folders():
-    """12 MiB in each of home, /tmp and /dev/shm: 36 MiB together."""
-    return _before_tests("".join(_write(f"'{d}/big{{i}}'", 12) for d in
-                                 (os.path.expanduser("~student") if False else "/home/student",
-                                  "/tmp", "/dev/shm")))
+    """12 MiB in each of the home folder, the temporary folder and /dev/shm: 36 MiB together.
+    (The jail's own names for them: with the venv under /tmp, /tmp itself is read-only and
+    TMPDIR points into /dev/shm.)"""
+    return _before_tests("import tempfile\n" + "".join(
+        _write(f"os.path.join({d}, f'big{{i}}')", 12)
+        for d in ("os.environ['HOME']", "tempfile.gettempdir()", "'/dev/shm'")))
 
 
 # ----------------------------------------------------------------------------- class 8
