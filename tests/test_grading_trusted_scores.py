@@ -8,7 +8,8 @@ import pytest
 
 import normlab_grade_helpers as H
 
-pytestmark = pytest.mark.slow
+# a regression to a quadratic sanitizer or report would hang: fail instead
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 A = "02-zscore"
 NOTHING = "def zscore(X, ddof=0, eps=0.0):\n    raise NotImplementedError()\n"
 
@@ -38,6 +39,43 @@ ANSWERS = (
     "    finally:\n"
     "        sys.setprofile(prof)\n"
 )
+# a run of spaces after "href=" made the feedback sanitizer's regex quadratic (minutes per page)
+HREF_SPACES = "print('href=' + ' ' * 2_000_000 + 'x')\n" + NOTHING
+# huge Problem texts in records: the results, summary and reports must stay small and fast
+BLOAT = (
+    "import importlib\n"
+    "C = importlib.import_module('normlab_grading.check.checking')\n"
+    "from normlab_grading.check.outputs import Problem\n"
+    "_orig = C.save_record\n"
+    "def fake(directory, check_id, hidden, outputs, tripwire=None, error=None, warnings=None):\n"
+    "    key = 'outcome' if check_id == 'zscore_too_few' else 'out'\n"
+    "    return _orig(directory, check_id, hidden, {key: Problem(' ' * 1_000_000 + 'x')},\n"
+    "                 None, None, ['w' * 10**5] * 10)\n"
+    "C.save_record = fake\n" + NOTHING
+)
+# the kernel replaces its heartbeat socket with its own and waits for the grader's ping, to
+# answer it with a flood (the heartbeat socket is outside the output cap)
+HEARTBEAT = (
+    "import os, threading, zmq\n"
+    "from ipykernel.kernelapp import IPKernelApp\n"
+    "hb = IPKernelApp.instance().heartbeat\n"
+    "path = f'{hb.ip}-{hb.port}'\n"
+    "t = threading.Thread(target=hb.context.term, daemon=True); t.start(); t.join(5)\n"
+    "try:\n"
+    "    os.unlink(path)\n"
+    "except FileNotFoundError:\n"
+    "    pass\n"
+    "s = zmq.Context().socket(zmq.ROUTER)\n"
+    "s.bind('ipc://' + path)\n"
+    "s.rcvtimeo = 5000\n"
+    "try:\n"
+    "    frames = s.recv_multipart()\n"
+    "    print('PING RECEIVED')\n"
+    "    for i in range(10):\n"
+    "        s.send_multipart([frames[0], b'', b'x' * (50 * 2**20)])\n"
+    "except zmq.Again:\n"
+    "    print('NO PING')\n" + NOTHING
+)
 SCRIPT_MD = "<script>alert(1)</script><img src=x onerror=alert(2)> [x](javascript:alert(3))"
 
 
@@ -56,6 +94,9 @@ SUBMISSIONS = {
     "iopub": lambda: _attack(IOPUB + NOTHING),
     "answers": lambda: _attack(ANSWERS),
     "script_markdown": lambda: _attack(NOTHING, SCRIPT_MD),
+    "href_spaces": lambda: _attack(HREF_SPACES),
+    "bloat": lambda: _attack(BLOAT),
+    "heartbeat": lambda: _attack(HEARTBEAT),
 }
 
 
@@ -76,7 +117,8 @@ def test_honest_submission_keeps_full_marks(run):
     assert (rec["status"], rec["score"], rec["max_score"]) == ("graded", 20, 20), run["proc"].stderr[-2000:]
 
 
-@pytest.mark.parametrize("name", ["hook_number", "hook_text", "iopub", "answers", "script_markdown"])
+@pytest.mark.parametrize("name", ["hook_number", "hook_text", "iopub", "answers", "script_markdown",
+                                  "href_spaces", "bloat", "heartbeat"])
 def test_attack_scores_nothing(run, name):
     rec = run["results"][name]
     assert rec["status"] == "graded", rec
@@ -97,3 +139,15 @@ def test_feedback_has_no_script_from_markdown(run):
     assert "<script>alert" not in body and "onerror" not in body
     assert 'href="javascript:' not in body and "href='javascript:" not in body
     assert '<h1 id="Assignment-2' in body  # the honest markdown still renders as markdown
+
+
+def test_student_text_is_clipped_in_results_and_reports(run):
+    out = run["out"]
+    assert (out / "results" / A / "bloat.json").stat().st_size < 200_000
+    assert (out / "summary.json").stat().st_size < 1_000_000
+    assert (out / "summary.md").stat().st_size < 200_000
+
+
+def test_the_grader_never_connects_to_the_heartbeat(run):
+    text = H.autograded_text(run["out"], run["results"]["heartbeat"])
+    assert "NO PING" in text and "PING RECEIVED" not in text

@@ -183,6 +183,13 @@ def load_record_safely(path: str | os.PathLike, max_bytes: int = MAX_RECORD_BYTE
         raise RecordRejected(f"malformed record ({type(exc).__name__}: {str(exc)[:100]})") from None
     if not isinstance(meta, dict):
         raise RecordRejected("malformed record meta")
+    from normlab_grading.check.outputs import Problem
+
+    # the student wrote every text in there: short enough for messages, reports and results
+    outputs = {_clip(k, 100): Problem(_clip(v.text, 300)) if isinstance(v, Problem) else v
+               for k, v in outputs.items()}
+    if isinstance(meta.get("warnings"), list):
+        meta["warnings"] = [_clip(w, 300) for w in meta["warnings"][:20]]
     return meta, outputs
 
 
@@ -299,7 +306,7 @@ def _judge_cell(checks, paths, seed: int, case_cache: dict, not_run: str | None)
                 case = _case(case_cache, cid, seed_used, hidden)
                 _memoize_check(cid)
                 v = judge(cid, case, outputs, hidden=hidden, tripwire=tripwire, error=error)
-                verdicts.append((cid, hidden, v.passed, v.mistake_id, v.message,
+                verdicts.append((cid, hidden, v.passed, v.mistake_id, _clip(v.message, 4000),
                                  error[0] if (error and v.mistake_id == "exception") else None))
                 continue
             except RecordRejected as exc:
@@ -430,8 +437,10 @@ def sanitize_markdown_cells(nb) -> None:
         cell.pop("execution_count", None)
 
 
-_ACTIVE_ATTR = re.compile(r"""\son[a-z]+\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)""", re.I)
-_ACTIVE_URL = re.compile(r"""(href|src|action|formaction|xlink:href)\s*=\s*(["']?)\s*(javascript|vbscript|data):""", re.I)
+# possessive quantifiers: linear time on any input (a run of spaces after "href=" made the
+# backtracking version quadratic: minutes for one feedback page)
+_ACTIVE_ATTR = re.compile(r"""\son[a-z]++\s*+=\s*+("[^"]*+"|'[^']*+'|[^\s>]++)""", re.I)
+_ACTIVE_URL = re.compile(r"""(href|src|action|formaction|xlink:href)\s*+=\s*+(["']?+)\s*+(javascript|vbscript|data):""", re.I)
 _ACTIVE_TAG = re.compile(r"<(/?)(iframe|frame|object|embed|form|base|meta)\b", re.I)
 
 

@@ -884,6 +884,10 @@ def _kernel_classes():
         iopub_monitor = None
 
         def start_channels(self, *a, **kw):
+            # no heartbeat channel: its socket is jupyter_client's own, outside the counting
+            # channels and the message-size limit (a kernel could answer a ping with GBs);
+            # liveness comes from the kernel manager (the jail's process), not from pings
+            kw["hb"] = False
             self.session.normlab_count = getattr(self.parent, "count_bytes", None)
             return super().start_channels(*a, **kw)
 
