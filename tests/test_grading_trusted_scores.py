@@ -148,6 +148,24 @@ def test_student_text_is_clipped_in_results_and_reports(run):
     assert (out / "summary.md").stat().st_size < 200_000
 
 
-def test_the_grader_never_connects_to_the_heartbeat(run):
-    text = H.autograded_text(run["out"], run["results"]["heartbeat"])
-    assert "NO PING" in text and "PING RECEIVED" not in text
+def test_the_heartbeat_socket_refuses_big_messages():
+    """The heartbeat channel (jupyter_client's own socket, outside the output cap) refuses
+    any message longer than a heartbeat echo (zmq's MAXMSGSIZE on the client's socket)."""
+    import zmq
+
+    from normlab.grading.sandbox import _kernel_classes
+
+    _, KC = _kernel_classes()
+    ctx = zmq.Context()
+    try:
+        hb = KC.hb_channel_class.default_value(ctx, None, "ipc:///tmp/normlab-hb-test")
+        hb._create_socket()
+        assert hb.socket.getsockopt(zmq.MAXMSGSIZE) == 4096
+        hb.socket.close(linger=0)
+    finally:
+        ctx.term()
+
+
+def test_heartbeat_flood_is_graded_and_contained(run):
+    rec = run["results"]["heartbeat"]
+    assert rec["status"] == "graded" and rec["score"] == 0

@@ -872,6 +872,25 @@ def _kernel_classes():
             _, smsg = self.session.feed_identities(msg)
             return self.session.deserialize(smsg)
 
+    from jupyter_client.channels import HBChannel
+
+    class LimitedHBChannel(HBChannel):
+        """jupyter_client's heartbeat channel, whose socket refuses any message longer than a
+        heartbeat echo: it is outside the counting channels, and a kernel could otherwise
+        answer a ping with gigabytes."""
+
+        max_bytes = 4096
+
+        def _create_socket(self):
+            if self.socket is not None:
+                self.poller.unregister(self.socket)
+                self.socket.close()
+            self.socket = self.context.socket(zmq.REQ)
+            self.socket.linger = 1000
+            self.socket.setsockopt(zmq.MAXMSGSIZE, self.max_bytes)
+            self.socket.connect(self.address)
+            self.poller.register(self.socket, zmq.POLLIN)
+
     class SandboxKernelClient(AsyncKernelClient):
         """Counts all received bytes (``CountingChannel``), refuses zmq messages larger
         than the output cap, and watches the IOPub connection: zmq drops such a message by
@@ -881,13 +900,10 @@ def _kernel_classes():
         shell_channel_class = Type(CountingChannel)
         stdin_channel_class = Type(CountingChannel)
         control_channel_class = Type(CountingChannel)
+        hb_channel_class = Type(LimitedHBChannel)
         iopub_monitor = None
 
         def start_channels(self, *a, **kw):
-            # no heartbeat channel: its socket is jupyter_client's own, outside the counting
-            # channels and the message-size limit (a kernel could answer a ping with GBs);
-            # liveness comes from the kernel manager (the jail's process), not from pings
-            kw["hb"] = False
             self.session.normlab_count = getattr(self.parent, "count_bytes", None)
             return super().start_channels(*a, **kw)
 
