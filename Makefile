@@ -54,9 +54,9 @@ test-fast: $(STAMP)
 
 # solutions/ from tools/assignments/, the student side's data, then exercises/ from solutions/
 exercises: $(STAMP)
-	$(BIN)/python -m normlab.grading.authoring
-	$(BIN)/python -m normlab.grading.student_data
-	$(BIN)/python -m normlab.grading.release
+	$(BIN)/python -m normlab_grading.grade.authoring
+	$(BIN)/python -m normlab_grading.grade.student_data
+	$(BIN)/python -m normlab_grading.grade.release
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_batchnorm.py
@@ -65,7 +65,7 @@ bench: $(STAMP)
 # assignment, in the same run (minutes). Needs bubblewrap: `make system-deps`.
 BENCH_K ?= 4
 bench-grading: $(STAMP) system-deps
-	$(PY) -m normlab.grading.bench --k $(BENCH_K)
+	$(PY) -m normlab_grading.grade.bench --k $(BENCH_K)
 
 clean:
 	rm -rf _build .pytest_cache

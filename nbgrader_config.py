@@ -5,7 +5,7 @@ release in exercises/ (regenerate it with `make exercises`), and nbgrader's work
 gradebook.db, submitted/, autograded/ and feedback/ (all gitignored) at the top level.
 How grading works and how to add an assignment: docs/grading.md.
 
-Environment variables read by the checks in the notebooks (normlab.grading):
+Environment variables read by the checks in the notebooks (normlab_grading.grade):
 - NORMLAB_GRADING_SEED: the seed of the hidden tests' inputs; set it (any integer but 0)
   when autograding, and change it each term. Default: a fixed seed.
 - NORMLAB_GRADING_RECORD: a directory; if set, checks save the student's outputs there
@@ -33,13 +33,13 @@ c.Execute.timeout = 30
 c.Execute.interrupt_on_timeout = True
 
 # Test cells that a student deleted are put back (with the original tests), and the
-# metadata of graded cells is restored from the gradebook (normlab.grading.nbgrader_ext).
+# metadata of graded cells is restored from the gradebook (normlab_grading.grade.nbgrader_ext).
 c.OverwriteCells.add_missing_cells = True
 c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.ClearOutput",
     "nbgrader.preprocessors.DeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec",
-    "normlab.grading.nbgrader_ext.RobustOverwriteCells",
+    "normlab_grading.grade.nbgrader_ext.RobustOverwriteCells",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 
@@ -47,7 +47,7 @@ c.Autograde.sanitize_preprocessors = [
 # are removed from the cells' source and from tracebacks before rendering the HTML.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "normlab.grading.nbgrader_ext.FeedbackWithoutHiddenTests",
+    "normlab_grading.grade.nbgrader_ext.FeedbackWithoutHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 

@@ -5,7 +5,7 @@
   cases with their expected outputs and the outputs of each recognised mistake, as *data*
   (``check/data/``), and no reference implementation or mistake model: it is the only
   grading code mounted in the grader's sandbox.
-- ``normlab.grading``: the **trusted side** (references, mistake models, hidden cases,
+- ``normlab_grading.grade``: the **trusted side** (references, mistake models, hidden cases,
   judging, the sandbox, ``normlab-grade``). It never runs in the student's jail.
 """
 

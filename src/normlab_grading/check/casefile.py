@@ -1,6 +1,6 @@
 """Cases as files: how normlab-grade ships a check's inputs into the sandbox.
 
-The grader computes every case (``normlab.grading.cases.make_case``) in the trusted process
+The grader computes every case (``normlab_grading.grade.cases.make_case``) in the trusted process
 and writes it with ``save_case``; the student side reads it back with ``load_case`` (the
 visible data of ``normlab_grading.check.data``, the hidden cases shipped into the sandbox). The round trip is exact: numpy arrays keep
 dtype, shape and bits; Python scalars, tuples, lists and dicts keep their types; numpy

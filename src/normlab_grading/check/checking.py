@@ -20,7 +20,7 @@ note instead), then either
   the message; an exception raised by the student's code propagates unchanged; on success
   it prints one line and returns the ``Verdict``. A visible test is judged against the
   expected outputs and the recognised mistakes' outputs in the data; a hidden one by the
-  trusted side (``normlab.grading.judge``); or
+  trusted side (``normlab_grading.grade.judge``); or
 - when ``$NORMLAB_GRADING_RECORD`` names a directory, saves a record of the outputs
   (``records.save_record``) for the grader to judge, and returns None without judging.
 
@@ -90,7 +90,7 @@ def run_student(spec, student: Any, case: dict) -> StudentRun:
 
 def _trusted_hidden_case(check_id: str) -> dict:
     try:
-        from normlab.grading.cases import hidden_seed, make_case
+        from normlab_grading.grade.cases import hidden_seed, make_case
     except ImportError:
         raise RuntimeError("hidden tests run only when the notebook is graded") from None
     return make_case(check_id, hidden_seed(), True)
@@ -125,7 +125,7 @@ def check(check_id: str, student: Any, hidden: bool = False) -> Verdict | None:
     if run.exception is not None and run.tripwire is None:
         raise run.exception
     if hidden:
-        from normlab.grading.judge import judge
+        from normlab_grading.grade.judge import judge
 
         result = judge(check_id, case, run.outputs, hidden=True, tripwire=run.tripwire)
     else:

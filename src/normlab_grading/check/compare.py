@@ -13,7 +13,7 @@ the first problem:
 
 It takes the expected outputs and each mistake's outputs as *values*: the student side
 reads them from the visible data (``data.py``), the trusted judge computes them with the
-references (``normlab.grading.judge``). Both get the same verdict from this one function.
+references (``normlab_grading.grade.judge``). Both get the same verdict from this one function.
 """
 
 from __future__ import annotations

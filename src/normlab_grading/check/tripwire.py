@@ -8,10 +8,11 @@ imported or renamed. Afterwards ``tw.hit`` names the first forbidden routine, or
 
 Forbidden while a graded function runs:
 
-- normlab's code: any module of the ``normlab`` package except ``normlab.data`` (the
-  references, and the trusted grader ``normlab.grading`` with its mistake models),
-  recognised by module name and by source file (so a copied code object is still caught).
-  The student-side checker (``normlab_grading``) is allowed: it holds no answers;
+- the course's code: any module of the ``normlab`` package except ``normlab.data`` (the
+  references), the trusted grader ``normlab_grading.grade`` (with its mistake models) and
+  the book's figure code ``normlab_book``, recognised by module name and by source file (so
+  a copied code object is still caught). The student-side checker
+  (``normlab_grading.check``) is allowed: it holds no answers;
 - torch's normalization: ``torch.nn.functional.{batch,layer,group,instance}_norm``, the
   ``torch.nn`` normalization modules, the C functions ``torch.batch_norm``,
   ``torch.native_batch_norm``, ... and ``torch.ops.aten.*norm*`` overloads;
@@ -41,23 +42,29 @@ __all__ = ["Tripwire", "forbidden_python", "forbidden_c"]
 _CO_OPTIMIZED = inspect.CO_OPTIMIZED  # set for functions, not for module or class bodies
 
 
-def _normlab_dir() -> str:
-    """The folder of the ``normlab`` package that this interpreter would import (found
+def _package_dir(name: str) -> str:
+    """The folder of the package ``name`` that this interpreter would import (found
     without importing it), or a path that matches no file."""
     import importlib.util
 
     try:
-        spec = importlib.util.find_spec("normlab")
+        spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
         spec = None
     if spec is None or not spec.submodule_search_locations:
-        return os.sep + "nonexistent-normlab"
+        return os.sep + "nonexistent-" + name
     return os.path.abspath(list(spec.submodule_search_locations)[0])
 
 
-_NORMLAB_DIR = _normlab_dir()
+_NORMLAB_DIR = _package_dir("normlab")
 _ALLOWED_NORMLAB = ("normlab.data",)
 _ALLOWED_NORMLAB_DIRS = tuple(os.path.join(_NORMLAB_DIR, sub) for sub in ("data.py", "data" + os.sep))
+# The other packages of the course whose code a graded function may not call: the trusted
+# grader (references and mistake models; absent from the grader's jail) and the book's code.
+_FORBIDDEN_PACKAGES = ("normlab_grading.grade", "normlab_book")
+_FORBIDDEN_DIRS = tuple(
+    os.path.join(_package_dir("normlab_grading"), "grade") + os.sep if name == "normlab_grading.grade"
+    else _package_dir(name) + os.sep for name in _FORBIDDEN_PACKAGES)
 
 # Python-level routines: module prefix -> function names (None: every function there).
 _PY_MODULES = {
@@ -88,9 +95,11 @@ _TORCH_C_NAMES = {
 def _normlab_reference(module: str, filename: str) -> bool:
     if module == "normlab" or module.startswith("normlab."):
         return not (module in _ALLOWED_NORMLAB or module.startswith(tuple(m + "." for m in _ALLOWED_NORMLAB)))
+    if module in _FORBIDDEN_PACKAGES or module.startswith(tuple(m + "." for m in _FORBIDDEN_PACKAGES)):
+        return True
     if filename.startswith(_NORMLAB_DIR + os.sep):
         return not filename.startswith(_ALLOWED_NORMLAB_DIRS)
-    return False
+    return filename.startswith(_FORBIDDEN_DIRS)
 
 
 def _module_of_file(filename: str) -> str:
@@ -106,7 +115,8 @@ def forbidden_python(module: str, function: str, filename: str = "") -> str | No
     if function == "<module>":
         return None
     if _normlab_reference(module, filename):
-        if not (module == "normlab" or module.startswith("normlab.")):
+        named = ("normlab",) + _FORBIDDEN_PACKAGES
+        if not (module in named or module.startswith(tuple(m + "." for m in named))):
             return f"{_module_of_file(filename)}.{function} (its code, copied)"
         return f"{module}.{function}"
     for prefix, names in _PY_MODULES.items():

@@ -1,0 +1,841 @@
+"""Internal covariate shift and what batch normalization does to optimization (chapter 5).
+
+Two kinds of tools live here.
+
+**Many small MLPs trained at once.** The chapter's claims need sweeps (several seeds x several
+learning rates x with/without BN). Training each net separately costs a Python loop per net;
+:class:`EnsembleMLP` holds ``R`` independent MLPs as stacked weight tensors and evaluates all
+of them with one batched matrix product per layer. Members share nothing: member ``r`` sees
+its own initial weights, its own mini-batch order and its own learning rate, and its loss only
+depends on its own parameters, so the summed loss gives every member exactly the gradient it
+would get alone. Batch normalization is applied per member (statistics over that member's
+batch only) by laying the ``R`` members side by side as ``R * H`` channels of one
+``torch.nn.BatchNorm1d`` (or of any per-channel normalization module, such as
+:class:`normlab.torch_modules.NoisyBatchNorm1d`). :func:`train_ensemble` reproduces
+:func:`normlab.training.train` for every member (same batch order for the same seed, same
+SGD/Adam update); the tests check it against ``training.train`` step by step.
+
+**Measurements of Santurkar et al. (2018).** All of them work on a *functional* loss
+``loss_fn(params) -> (R,)``, the per-member losses for a dict of parameter tensors (see
+:func:`functional_loss`), so they apply to one ordinary ``nn.Module`` (``R = 1``) and to an
+ensemble alike:
+
+- :func:`gradient_change` -- internal covariate shift as a change of gradient: the gradient
+  ``G`` of a layer's weights before and ``G'`` after the layers *before it* take one gradient
+  step, reported as ``||G - G'||`` and ``cos(G, G')``;
+- :func:`landscape_along_gradient` -- the loss and the gradient at ``theta - eta * g`` for
+  several step sizes ``eta``: the range of the loss (how Lipschitz the loss is along the way)
+  and the change of the gradient per unit distance (the "effective beta-smoothness");
+- :func:`probe_stats` -- per-unit mean and standard deviation of the input to a hidden layer's
+  activation on a fixed probe batch: the "distribution of a layer's inputs" whose drift
+  internal covariate shift is about;
+- :func:`layer_gradient_norms` -- the norm of the loss gradient with respect to every linear
+  layer's weights (vanishing and exploding gradients).
+
+:func:`track_training` trains an ensemble with SGD and takes all these measurements along the
+way without disturbing the run; :func:`drift_summary` and :func:`largest_stable` reduce the
+records to the numbers the chapter prints. ``EnsembleMLP(..., norm_members=...)`` lets
+members with and without a normalization share one ensemble.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+__all__ = [
+    "EnsembleMLP",
+    "EnsembleHistory",
+    "train_ensemble",
+    "evaluate_ensemble",
+    "member_losses",
+    "functional_loss",
+    "gradient_change",
+    "landscape_along_gradient",
+    "probe_stats",
+    "layer_gradient_norms",
+    "preceding_parameters",
+    "Tracked",
+    "track_training",
+    "drift_summary",
+    "largest_stable",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Many MLPs at once
+# ---------------------------------------------------------------------------------------------
+
+
+def _make_norm(norm, width: int):
+    if norm is None:
+        return None
+    if norm == "bn":
+        return nn.BatchNorm1d(width)
+    if isinstance(norm, str):
+        raise ValueError(f"norm must be None, 'bn' or a callable width -> Module, got {norm!r}")
+    return norm(width)
+
+
+class EnsembleMLP(nn.Module):
+    """``R`` independent MLPs evaluated at once: input ``(B, D)`` or ``(R, B, D)`` ->
+    logits ``(R, B, out_features)``.
+
+    Each hidden layer is ``Linear -> norm -> activation`` (Ioffe and Szegedy's placement,
+    as :func:`normlab.training.mlp`), or ``Linear -> activation -> norm`` with
+    ``norm_after_activation=True`` (the placement of article 002's Keras model).
+
+    Parameters
+    ----------
+    seeds : sequence of int
+        One seed per member; member ``r``'s weights are drawn from a generator seeded
+        with ``seeds[r]``, so the same seed gives the same net in any ensemble.
+    hidden : tuple of int
+        Widths of the hidden layers.
+    norm : None, ``"bn"`` or callable ``width -> Module``
+        A per-channel normalization; it is built once with ``width = R * H`` channels
+        and each member owns a block of ``H`` of them.
+    activation : Module class (default ``nn.ReLU``).
+    init : ``"torch"`` or ``"glorot"``
+        ``"torch"``: ``nn.Linear``'s default, weights and biases ``U(-1/sqrt(fan_in),
+        1/sqrt(fan_in))``. ``"glorot"``: Keras's ``Dense`` default, weights
+        ``U(-a, a)``, ``a = sqrt(6 / (fan_in + fan_out))``, biases zero.
+    init_scale : float or sequence of float (one per member)
+        Multiplies every initial weight matrix (not the biases): a bad initialization.
+    bias_before_norm : bool
+        Whether a linear layer followed by a normalization keeps its bias (redundant
+        with the norm's beta; ``normlab.training.mlp`` drops it too).
+    norm_members : None or sequence of bool (one per member)
+        Which members use ``norm`` (default: all). The others are the same MLP without
+        normalization, so "with BN" and "without BN" can share one ensemble. When some
+        members have no norm, every hidden linear layer keeps its bias (for the members with
+        a norm before the activation that bias is redundant, not harmful: BN subtracts it).
+
+    Weights are parameters ``w0, w1, ...`` of shape ``(R, fan_in, fan_out)`` and biases
+    ``b0, b1, ...`` of shape ``(R, fan_out)`` (lists: :attr:`weights`, :attr:`biases`);
+    :meth:`member` returns member ``r`` as an
+    ordinary ``nn.Sequential``.
+    """
+
+    def __init__(
+        self,
+        seeds: Sequence[int],
+        in_features: int,
+        hidden: tuple[int, ...] = (64, 64),
+        out_features: int = 1,
+        norm=None,
+        activation=None,
+        norm_after_activation: bool = False,
+        init: str = "torch",
+        init_scale=1.0,
+        bias_before_norm: bool = False,
+        norm_members=None,
+    ):
+        super().__init__()
+        if init not in ("torch", "glorot"):
+            raise ValueError(f"init must be 'torch' or 'glorot', got {init!r}")
+        self.seeds = [int(s) for s in seeds]
+        R = self.n_members = len(self.seeds)
+        if R < 1:
+            raise ValueError("an ensemble needs at least one seed")
+        scales = np.broadcast_to(np.asarray(init_scale, dtype=np.float64), (R,))
+        self.in_features, self.hidden, self.out_features = in_features, tuple(hidden), out_features
+        self.norm_after_activation = norm_after_activation
+        self.activation_cls = activation or nn.ReLU
+        self.act = self.activation_cls()
+        widths = [in_features, *self.hidden, out_features]
+        n_layers = len(widths) - 1
+        has_norm = norm is not None
+        mask = np.ones(R, dtype=bool) if norm_members is None else np.asarray(norm_members, bool)
+        if mask.shape != (R,):
+            raise ValueError(
+                f"norm_members needs one bool per member ({R}), got shape {mask.shape}"
+            )
+        if not has_norm:
+            mask = np.zeros(R, dtype=bool)
+        self.norm_members = mask
+        mixed = has_norm and not mask.all()
+        self.register_buffer("_norm_mask", torch.as_tensor(mask)[:, None, None], persistent=False)
+        Ws = [torch.empty(R, widths[i], widths[i + 1]) for i in range(n_layers)]
+        bs = [torch.zeros(R, widths[i + 1]) for i in range(n_layers)]
+        for r, seed in enumerate(self.seeds):
+            gen = torch.Generator().manual_seed(seed)
+            for i in range(n_layers):
+                fan_in, fan_out = widths[i], widths[i + 1]
+                # torch.nn.Linear's weight is (out, in); draw it that way, then transpose,
+                # so that the same generator state gives nn.Linear's layout.
+                if init == "torch":
+                    bound = 1.0 / math.sqrt(fan_in)
+                    w = torch.empty(fan_out, fan_in).uniform_(-bound, bound, generator=gen)
+                    b = torch.empty(fan_out).uniform_(-bound, bound, generator=gen)
+                else:
+                    a = math.sqrt(6.0 / (fan_in + fan_out))
+                    w = torch.empty(fan_out, fan_in).uniform_(-a, a, generator=gen)
+                    b = torch.zeros(fan_out)
+                Ws[i][r] = w.T * float(scales[r])
+                bs[i][r] = b
+        for i in range(n_layers):
+            hidden_layer = i < n_layers - 1
+            keep_bias = (
+                not (hidden_layer and has_norm and not norm_after_activation)
+                or bias_before_norm
+                or mixed
+            )
+            self.register_parameter(f"w{i}", nn.Parameter(Ws[i]))
+            self.register_parameter(f"b{i}", nn.Parameter(bs[i]) if keep_bias else None)
+        self.norms = nn.ModuleList(
+            [_make_norm(norm, R * h) for h in self.hidden] if has_norm else []
+        )
+        self.n_layers = n_layers
+        self._record: dict | None = None
+
+    @property
+    def weights(self) -> list:
+        """The linear weights ``(R, fan_in, fan_out)``, input layer first."""
+        return [getattr(self, f"w{i}") for i in range(self.n_layers)]
+
+    @property
+    def biases(self) -> list:
+        """The linear biases ``(R, fan_out)`` (``None`` where a norm follows), input first."""
+        return [getattr(self, f"b{i}") for i in range(self.n_layers)]
+
+    # -- forward ---------------------------------------------------------------------------
+    def _apply_norm(self, i, h):
+        R, B, H = h.shape
+        z = h.transpose(0, 1).reshape(B, R * H)
+        z = self.norms[i](z).reshape(B, R, H).transpose(0, 1)
+        return z if self.norm_members.all() else torch.where(self._norm_mask, z, h)
+
+    def forward(self, x):
+        R = self.n_members
+        h = x.expand(R, *x.shape) if x.dim() == 2 else x
+        n_hidden = len(self.hidden)
+        for i in range(n_hidden + 1):
+            W, b = getattr(self, f"w{i}"), getattr(self, f"b{i}")
+            h = torch.bmm(h, W) if b is None else torch.baddbmm(b.unsqueeze(1), h, W)
+            if i == n_hidden:
+                break
+            if self.norms and not self.norm_after_activation:
+                h = self._apply_norm(i, h)
+            if self._record is not None:
+                self._record[i] = h  # the input of hidden layer i's activation
+            h = self.act(h)
+            if self.norms and self.norm_after_activation:
+                h = self._apply_norm(i, h)
+        return h
+
+    # -- members as ordinary modules ------------------------------------------------------
+    def member(self, r: int):
+        """Member ``r`` as an ``nn.Sequential`` (a copy; same layout as ``training.mlp``)."""
+        layers = []
+        n_hidden = len(self.hidden)
+        for i in range(n_hidden + 1):
+            W, b = self.weights[i], self.biases[i]
+            lin = nn.Linear(W.shape[1], W.shape[2], bias=b is not None)
+            with torch.no_grad():
+                lin.weight.copy_(W[r].T)
+                if b is not None:
+                    lin.bias.copy_(b[r])
+            layers.append(lin)
+            if i == n_hidden:
+                break
+            norm = None
+            if self.norms and self.norm_members[r]:
+                big = self.norms[i]
+                H = self.hidden[i]
+                norm = _member_norm(big, r, H)
+            if norm is not None and not self.norm_after_activation:
+                layers.append(norm)
+            layers.append(self.activation_cls())
+            if norm is not None and self.norm_after_activation:
+                layers.append(norm)
+        return nn.Sequential(*layers)
+
+    def linear_weight_names(self) -> list[str]:
+        """Names (in ``named_parameters``) of the linear weights, input layer first."""
+        return [f"w{i}" for i in range(self.n_layers)]
+
+
+
+def _member_norm(big, r: int, H: int):
+    """Copy of block ``r`` (channels ``r*H .. r*H+H``) of a per-channel norm module."""
+    import copy
+
+
+    small = copy.deepcopy(big)
+    sl = slice(r * H, (r + 1) * H)
+    with torch.no_grad():
+        for name, t in list(big.named_parameters(recurse=False)) + list(
+            big.named_buffers(recurse=False)
+        ):
+            if t is not None and t.dim() >= 1 and t.shape[0] == _width(big):
+                new = t[sl].clone()
+                if isinstance(t, torch.nn.Parameter):
+                    setattr(small, name, torch.nn.Parameter(new))
+                else:
+                    setattr(small, name, new)
+    if hasattr(small, "num_features"):
+        small.num_features = H
+    return small
+
+
+def _width(module) -> int:
+    return int(getattr(module, "num_features"))
+
+
+def member_losses(logits, y, reduction: str = "mean"):
+    """Per-member loss ``(R,)`` of ensemble logits ``(R, B, out)`` against targets ``y (B,)``.
+
+    One output unit: binary cross-entropy with logits (article 002's sigmoid output);
+    several: cross-entropy. Same losses as :func:`normlab.training.train`.
+    """
+    import torch.nn.functional as F
+
+    R, B, out = logits.shape
+    if out == 1:
+        l = F.binary_cross_entropy_with_logits(
+            logits[..., 0], y.float().expand(R, B), reduction="none"
+        )
+    else:
+        l = F.cross_entropy(
+            logits.reshape(R * B, out), y.repeat(R), reduction="none"
+        ).reshape(R, B)
+    return l.mean(1) if reduction == "mean" else l.sum(1)
+
+
+def _member_correct(logits, y):
+    if logits.shape[-1] == 1:
+        return ((logits[..., 0] > 0).long() == y).sum(1)
+    return (logits.argmax(-1) == y).sum(1)
+
+
+def evaluate_ensemble(model, X, y):
+    """Per-member mean loss and accuracy in eval mode: two numpy arrays ``(R,)``."""
+
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        logits = model(X)
+        loss = member_losses(logits, y).numpy().astype(np.float64)
+        acc = _member_correct(logits, y).numpy() / len(X)
+    model.train(was)
+    return loss, acc
+
+
+@dataclass
+class EnsembleHistory:
+    """Records of an ensemble run; every array has one column per member.
+
+    ``step_loss`` (steps, R): the training mini-batch loss at every step (before the
+    update, as ``training.History.step_loss``); ``train_loss`` ... ``test_acc`` (epochs, R):
+    eval-mode loss and accuracy after every epoch.
+    """
+
+    step_loss: list = field(default_factory=list)
+    train_loss: list = field(default_factory=list)
+    train_acc: list = field(default_factory=list)
+    test_loss: list = field(default_factory=list)
+    test_acc: list = field(default_factory=list)
+
+    def as_arrays(self) -> dict:
+        return {k: np.asarray(v, dtype=np.float64) for k, v in self.__dict__.items()}
+
+
+def _per_member(value, R: int, name: str) -> np.ndarray:
+    v = np.asarray(value, dtype=np.float64)
+    if v.ndim == 0:
+        v = np.full(R, float(v))
+    if v.shape != (R,):
+        raise ValueError(
+            f"{name} must be a scalar or have one value per member ({R}), got shape {v.shape}"
+        )
+    return v
+
+
+def train_ensemble(
+    model,
+    data,
+    *,
+    epochs: int = 10,
+    batch_size: int = 32,
+    lr=1e-3,
+    optimizer: str = "adam",
+    seeds: Sequence[int] | None = None,
+    on_step: Callable | None = None,
+    eval_every_epoch: bool = True,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+) -> EnsembleHistory:
+    """Train every member of an :class:`EnsembleMLP` as :func:`normlab.training.train` would.
+
+    ``data = (X_train, y_train, X_test, y_test)`` torch tensors shared by all members.
+    ``seeds`` (default: the ensemble's seeds) seed each member's mini-batch order exactly as
+    ``training.train(..., seed=seeds[r])`` does. ``lr`` is a scalar or one learning rate per
+    member. ``optimizer``: ``"sgd"`` (plain SGD) or ``"adam"`` (torch's Adam, written out so
+    that each member can have its own learning rate). ``on_step(step, model, losses)`` is
+    called after every update with the members' mini-batch losses (a numpy array). A member
+    whose loss became NaN or infinite keeps training (its numbers stay non-finite); the
+    others are unaffected.
+    """
+
+    X_train, y_train, X_test, y_test = data
+    R = model.n_members
+    seeds = list(model.seeds if seeds is None else seeds)
+    if len(seeds) != R:
+        raise ValueError(f"need one seed per member ({R}), got {len(seeds)}")
+    lrs = _per_member(lr, R, "lr")
+    if optimizer not in ("sgd", "adam"):
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        if p.numel() % R:
+            raise ValueError("every parameter must split into one block per member")
+    # One learning-rate tensor per parameter, laid out like it (member r's block gets lr[r]),
+    # so that each update is a handful of foreach calls whatever the number of members.
+    lr_t = torch.as_tensor(lrs, dtype=torch.float32)
+    lr_full = [lr_t.repeat_interleave(p.numel() // R).view_as(p) for p in params]
+    if optimizer == "adam":
+        ms = [torch.zeros_like(p) for p in params]
+        vs = [torch.zeros_like(p) for p in params]
+    gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    hist = EnsembleHistory()
+    n = len(X_train)
+    has_norm = len(getattr(model, "norms", [])) > 0
+    step = 0
+    for _ in range(epochs):
+        model.train()
+        perms = torch.stack([torch.randperm(n, generator=g) for g in gens])  # (R, n)
+        for i in range(0, n, batch_size):
+            idx = perms[:, i : i + batch_size]
+            if idx.shape[1] < 2 and has_norm:
+                continue  # as training.train: a batch of one cannot be batch-normalized
+            logits = model(X_train[idx])
+            losses = member_losses(logits, y_train[idx])
+            for p in params:
+                p.grad = None
+            losses.sum().backward()
+            with torch.no_grad():
+                step += 1
+                grads = [p.grad for p in params]
+                if optimizer == "sgd":
+                    torch._foreach_sub_(params, torch._foreach_mul(grads, lr_full))
+                else:  # torch.optim.Adam's update, with a per-member learning rate
+                    torch._foreach_mul_(ms, betas[0])
+                    torch._foreach_add_(ms, grads, alpha=1 - betas[0])
+                    torch._foreach_mul_(vs, betas[1])
+                    torch._foreach_addcmul_(vs, grads, grads, value=1 - betas[1])
+                    bc1 = 1 - betas[0] ** step
+                    bc2 = 1 - betas[1] ** step
+                    denom = torch._foreach_sqrt(vs)
+                    torch._foreach_div_(denom, math.sqrt(bc2))
+                    torch._foreach_add_(denom, eps)
+                    upd = torch._foreach_div(ms, denom)
+                    torch._foreach_mul_(upd, lr_full)
+                    torch._foreach_div_(upd, bc1)
+                    torch._foreach_sub_(params, upd)
+            lv = losses.detach().numpy().astype(np.float64)
+            hist.step_loss.append(lv)
+            if on_step is not None:
+                on_step(step, model, lv)
+        if eval_every_epoch:
+            tl, ta = evaluate_ensemble(model, X_train, y_train)
+            vl, va = evaluate_ensemble(model, X_test, y_test)
+            hist.train_loss.append(tl)
+            hist.train_acc.append(ta)
+            hist.test_loss.append(vl)
+            hist.test_acc.append(va)
+    return hist
+
+
+# ---------------------------------------------------------------------------------------------
+# Functional losses and Santurkar et al.'s measurements
+# ---------------------------------------------------------------------------------------------
+
+
+def _module_generators(model) -> list:
+    """The private ``torch.Generator`` of every submodule that has one (a noisy BN's)."""
+    return [
+        m.generator
+        for m in model.modules()
+        if isinstance(getattr(m, "generator", None), torch.Generator)
+    ]
+
+
+class _FrozenRandomness:
+    """Context: every RNG a forward pass may use starts from a fixed state and is restored.
+
+    Inside, torch's global RNG is seeded with ``seed`` (if given) and every module-owned
+    generator is set to the state it had when this object was made; on exit all of them
+    are put back where they were, so a measurement never perturbs the training run.
+    """
+
+    def __init__(self, model, seed: int | None):
+        self.gens = _module_generators(model)
+        self.states = [g.get_state() for g in self.gens]
+        self.seed = seed
+
+    def __enter__(self):
+        self.global_state = torch.get_rng_state()
+        if self.seed is not None:
+            torch.default_generator.manual_seed(self.seed)
+        self.saved = [g.get_state() for g in self.gens]
+        for g, st in zip(self.gens, self.states):
+            g.set_state(st)
+        return self
+
+    def __exit__(self, *exc):
+        for g, st in zip(self.gens, self.saved):
+            g.set_state(st)
+        torch.set_rng_state(self.global_state)
+        return False
+
+
+def functional_loss(model, x, y, criterion: Callable | None = None, noise_seed: int = 0):
+    """``(loss_fn, params)`` for measuring ``model`` on the batch ``(x, y)`` in training mode.
+
+    ``loss_fn(params) -> (R,)`` evaluates the model with the parameter tensors in ``params``
+    (a dict name -> tensor, as ``model.named_parameters()``) and returns one loss per member:
+    ``R`` members for an :class:`EnsembleMLP` (``member_losses``), ``R = 1`` for an ordinary
+    module (``criterion(output, y)``, default: ``training``'s binary/multiclass loss, mean).
+    The model itself is never changed: buffers (BN running statistics) are cloned at every
+    call, and every random number generator (torch's, seeded with ``noise_seed``, and the
+    private generator of a noisy BN, reset to its state at the time ``functional_loss`` was
+    called) restarts from the same state inside every call and is restored afterwards. So a
+    noisy layer draws the *same* noise at every evaluation -- two evaluations differ only
+    through the parameters -- and the training run's random streams are left untouched.
+    """
+    from torch.func import functional_call
+
+    buffers = {k: v.detach().clone() for k, v in model.named_buffers()}
+    params = {k: v.detach().clone() for k, v in model.named_parameters()}
+    ensemble = hasattr(model, "n_members")
+    frozen = _FrozenRandomness(model, noise_seed)
+
+    def loss_fn(p):
+        with frozen:
+            bufs = {k: v.clone() for k, v in buffers.items()}
+            out = functional_call(model, {**p, **bufs}, (x,))
+        if ensemble:
+            return member_losses(out, y)
+        if criterion is not None:
+            return criterion(out, y).reshape(1)
+        from normlab.training import _loss_and_correct
+
+        loss_sum, _ = _loss_and_correct(out, y)
+        return (loss_sum / len(x)).reshape(1)
+
+    return loss_fn, params
+
+
+def _grads(loss_fn, params: dict, names: Sequence[str]):
+    p = {k: (v.detach().requires_grad_(k in names)) for k, v in params.items()}
+    losses = loss_fn(p)
+    gs = torch.autograd.grad(losses.sum(), [p[k] for k in names], allow_unused=True)
+    gs = [torch.zeros_like(p[k]) if g is None else g for k, g in zip(names, gs)]
+    return losses.detach(), dict(zip(names, gs))
+
+
+def _split(t, R):
+    return t.reshape(R, -1).double()
+
+
+def gradient_change(
+    loss_fn, params: dict, target: str, preceding: Sequence[str], lr: float, n_members: int = 1
+):
+    """Internal covariate shift as a change of gradient (Santurkar et al. 2018, section 2.2).
+
+    ``G`` is the gradient of the loss with respect to ``params[target]``; ``G'`` is the same
+    gradient after every parameter named in ``preceding`` (the layers before ``target``) has
+    taken one SGD step of size ``lr`` along its own gradient, all other parameters unchanged::
+
+        G  = grad_{W_k} L(W_1, ..., W_{k-1}, W_k, ...)
+        G' = grad_{W_k} L(W_1 - lr g_1, ..., W_{k-1} - lr g_{k-1}, W_k, ...)
+
+    Returns a dict of numpy arrays ``(n_members,)``: ``diff = ||G - G'||``, ``rel_diff =
+    ||G - G'|| / ||G||``, ``cos = cos(G, G')`` and ``norm = ||G||`` (norms per member, over
+    the member's block of ``params[target]``).
+    """
+
+    R = n_members
+    names = list(preceding) + [target]
+    _, g = _grads(loss_fn, params, names)
+    moved = dict(params)
+    with torch.no_grad():
+        for k in preceding:
+            moved[k] = params[k].detach() - lr * g[k]
+    _, g2 = _grads(loss_fn, moved, [target])
+    G, G2 = _split(g[target], R), _split(g2[target], R)
+    diff = (G - G2).norm(dim=1)
+    nG, nG2 = G.norm(dim=1), G2.norm(dim=1)
+    cos = (G * G2).sum(1) / (nG * nG2).clamp_min(1e-300)
+    return {
+        "diff": diff.numpy(),
+        "rel_diff": (diff / nG.clamp_min(1e-300)).numpy(),
+        "cos": cos.numpy(),
+        "norm": nG.numpy(),
+    }
+
+
+def landscape_along_gradient(
+    loss_fn,
+    params: dict,
+    step_sizes: Sequence[float],
+    n_members: int = 1,
+    names: Sequence[str] | None = None,
+):
+    """Loss and gradient along the gradient direction (Santurkar et al. 2018, section 3.1).
+
+    With ``g = grad L(theta)`` (over the parameters in ``names``, default all), evaluates
+    ``L(theta - eta g)`` and ``grad L(theta - eta g)`` for every ``eta`` in ``step_sizes``.
+
+    Returns a dict of numpy arrays: ``loss`` (S, R) the losses at the S step sizes,
+    ``loss0`` (R,) the loss at ``theta``, ``grad_norm`` (R,) ``||g||``, ``grad_change``
+    (S, R) ``||grad L(theta - eta g) - g||``, ``loss_range`` (R,) max - min of the loss over
+    the step sizes, and ``beta`` (R,) the "effective beta-smoothness"
+    ``max_eta ||grad L(theta - eta g) - g|| / (eta ||g||)`` -- the largest change of gradient
+    per unit of distance moved.
+    """
+
+    R = n_members
+    names = list(params) if names is None else list(names)
+    loss0, g = _grads(loss_fn, params, names)
+    gflat = torch.cat([_split(g[k], R) for k in names], dim=1)
+    gnorm = gflat.norm(dim=1)
+    losses, changes = [], []
+    for eta in step_sizes:
+        moved = dict(params)
+        with torch.no_grad():
+            for k in names:
+                moved[k] = params[k].detach() - eta * g[k]
+        l, g2 = _grads(loss_fn, moved, names)
+        g2flat = torch.cat([_split(g2[k], R) for k in names], dim=1)
+        losses.append(l.double().numpy())
+        changes.append((g2flat - gflat).norm(dim=1).numpy())
+    loss = np.asarray(losses)
+    change = np.asarray(changes)
+    etas = np.asarray(step_sizes, dtype=np.float64)[:, None]
+    gn = gnorm.numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        beta = np.max(change / (etas * gn[None, :]), axis=0)
+    return {
+        "loss": loss,
+        "loss0": loss0.double().numpy(),
+        "grad_norm": gn,
+        "grad_change": change,
+        "loss_range": loss.max(0) - loss.min(0),
+        "beta": beta,
+    }
+
+
+def probe_stats(model, x, layer: int, noise_seed: int | None = None):
+    """Per-unit mean and standard deviation of the input to hidden layer ``layer``'s activation.
+
+    ``model`` is an :class:`EnsembleMLP`; ``x`` a fixed probe batch. The model runs in
+    training mode (what the next layer sees during training: batch statistics, and the
+    noise of a noisy BN) without changing anything: running statistics and every random
+    generator are restored afterwards (a noisy BN draws the noise distribution that its next
+    training step will draw). ``noise_seed`` seeds torch's global RNG inside the call.
+    Returns two numpy arrays ``(R, H)``: mean and (biased) std over the probe batch.
+    """
+    saved = {k: v.detach().clone() for k, v in model.named_buffers()}
+    was = model.training
+    model.train()
+    model._record = {}
+    try:
+        with torch.no_grad(), _FrozenRandomness(model, noise_seed):
+            model(x)
+        h = model._record[layer].double()
+    finally:
+        model._record = None
+        model.train(was)
+        with torch.no_grad():
+            for k, v in model.named_buffers():
+                v.copy_(saved[k])
+    return h.mean(1).numpy(), h.std(1, unbiased=False).numpy()
+
+
+def layer_gradient_norms(model, x, y, criterion: Callable | None = None) -> np.ndarray:
+    """``||dL/dW_l||`` (Frobenius) for every linear layer ``l``, input layer first.
+
+    For an :class:`EnsembleMLP` returns ``(L, R)`` (one column per member, each member's
+    own loss); for an ordinary module, ``(L,)`` over its ``nn.Linear`` layers. Training mode,
+    model unchanged (a functional evaluation, see :func:`functional_loss`).
+    """
+    loss_fn, params = functional_loss(model, x, y, criterion)
+    if hasattr(model, "n_members"):
+        names = model.linear_weight_names()
+        R = model.n_members
+    else:
+    
+        names = [f"{n}.weight" for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+        R = 1
+    _, g = _grads(loss_fn, params, names)
+    out = np.stack([_split(g[k], R).norm(dim=1).numpy() for k in names])
+    return out if R > 1 or hasattr(model, "n_members") else out[:, 0]
+
+
+# ---------------------------------------------------------------------------------------------
+# One run, all measurements
+# ---------------------------------------------------------------------------------------------
+
+
+def preceding_parameters(model, layer: int) -> list[str]:
+    """Names of the parameters of an :class:`EnsembleMLP` that come before linear ``layer``:
+    the linear weights and biases of layers ``0 .. layer-1`` and their norms' parameters."""
+    names = []
+    for n, _ in model.named_parameters():
+        if n[0] in "wb" and n[1:].isdigit() and int(n[1:]) < layer:
+            names.append(n)
+        elif n.startswith("norms.") and int(n.split(".")[1]) < layer:
+            names.append(n)
+    return names
+
+
+@dataclass
+class Tracked:
+    """What :func:`track_training` records; arrays have one column per member (last axis).
+
+    ``probe_steps`` (P,), ``probe_mean`` / ``probe_std`` (P, R, H): statistics of the probed
+    layer's inputs; ``measure_steps`` (M,); ``grad_diff``, ``grad_rel_diff``, ``grad_cos``
+    (M, R): :func:`gradient_change` of linear layer ``layer``; ``loss_range``, ``beta``,
+    ``grad_norm`` (M, R) and ``landscape_loss`` (M, S, R): :func:`landscape_along_gradient`;
+    ``history``: the :class:`EnsembleHistory` arrays.
+    """
+
+    probe_steps: np.ndarray
+    probe_mean: np.ndarray
+    probe_std: np.ndarray
+    measure_steps: np.ndarray
+    grad_diff: np.ndarray
+    grad_rel_diff: np.ndarray
+    grad_cos: np.ndarray
+    loss_range: np.ndarray
+    beta: np.ndarray
+    grad_norm: np.ndarray
+    landscape_loss: np.ndarray
+    history: dict
+
+
+def track_training(
+    model,
+    data,
+    *,
+    layer: int,
+    lr: float,
+    epochs: int,
+    batch_size: int = 32,
+    probe_size: int = 256,
+    probe_every: int = 5,
+    measure_every: int = 10,
+    step_sizes: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0),
+) -> Tracked:
+    """Train an :class:`EnsembleMLP` with plain SGD and measure it along the way.
+
+    Every ``probe_every`` steps: :func:`probe_stats` of hidden layer ``layer``'s activation
+    input on the first ``probe_size`` training examples (a fixed probe batch). Every
+    ``measure_every`` steps, on a fresh mini-batch of ``batch_size`` training examples drawn
+    with a generator seeded by the step number (the same batch for every member and every
+    model): :func:`gradient_change` of linear layer ``layer``'s weights when all layers before
+    it take an SGD step of size ``lr``, and :func:`landscape_along_gradient` at step sizes
+    ``lr * step_sizes``. Step 0 (before training) is included in both. The measurements
+    change nothing in the run (see :func:`functional_loss`).
+    """
+    X_train, y_train = data[0], data[1]
+    R = model.n_members
+    probe = X_train[:probe_size]
+    pre = preceding_parameters(model, layer)
+    etas = [lr * float(s) for s in step_sizes]
+    rec: dict = {k: [] for k in ("ps", "pm", "pstd", "ms", "gc", "ls")}
+
+    def measure(step, m):
+        if step % probe_every == 0:
+            mean, std = probe_stats(m, probe, layer)
+            rec["ps"].append(step)
+            rec["pm"].append(mean)
+            rec["pstd"].append(std)
+        if step % measure_every == 0:
+            gen = torch.Generator().manual_seed(step)
+            idx = torch.randperm(len(X_train), generator=gen)[:batch_size]
+            loss_fn, params = functional_loss(m, X_train[idx], y_train[idx])
+            rec["ms"].append(step)
+            rec["gc"].append(gradient_change(loss_fn, params, f"w{layer}", pre, lr, n_members=R))
+            rec["ls"].append(landscape_along_gradient(loss_fn, params, etas, n_members=R))
+
+    measure(0, model)
+    hist = train_ensemble(
+        model, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer="sgd",
+        on_step=lambda step, m, losses: measure(step, m),
+    )
+    gc, ls = rec["gc"], rec["ls"]
+    return Tracked(
+        probe_steps=np.asarray(rec["ps"]),
+        probe_mean=np.asarray(rec["pm"]),
+        probe_std=np.asarray(rec["pstd"]),
+        measure_steps=np.asarray(rec["ms"]),
+        grad_diff=np.asarray([g["diff"] for g in gc]),
+        grad_rel_diff=np.asarray([g["rel_diff"] for g in gc]),
+        grad_cos=np.asarray([g["cos"] for g in gc]),
+        loss_range=np.asarray([d["loss_range"] for d in ls]),
+        beta=np.asarray([d["beta"] for d in ls]),
+        grad_norm=np.asarray([d["grad_norm"] for d in ls]),
+        landscape_loss=np.asarray([d["loss"] for d in ls]),
+        history=hist.as_arrays(),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Summaries
+# ---------------------------------------------------------------------------------------------
+
+
+def drift_summary(probe_mean: np.ndarray, probe_std: np.ndarray) -> dict:
+    """How much a layer's input distribution moved, from :func:`track_training`'s probes.
+
+    ``probe_mean``, ``probe_std``: (P, R, H) per-unit mean and std at P probe times.
+    Returns arrays ``(R,)``, each averaged over the H units:
+    ``std_first`` / ``std_last`` the spread of the inputs at the first / last probe;
+    ``drift`` ``mean_j |mu_last(j) - mu_first(j)|``, how far the means moved in total;
+    ``jump`` ``mean_{t,j} |mu_{t+1}(j) - mu_t(j)|``, how far they move between two probes;
+    ``rel_jump`` ``jump`` divided by the average spread ``mean_{t,j} sigma_t(j)``: the jump
+    in units of the layer's own scale.
+    """
+    m = np.asarray(probe_mean, dtype=np.float64)
+    s = np.asarray(probe_std, dtype=np.float64)
+    if m.ndim != 3 or m.shape != s.shape or m.shape[0] < 2:
+        raise ValueError(
+            f"need two (P >= 2, R, H) arrays of the same shape, got {m.shape} and {s.shape}"
+        )
+    jump = np.abs(np.diff(m, axis=0)).mean(axis=(0, 2))
+    return {
+        "std_first": s[0].mean(1),
+        "std_last": s[-1].mean(1),
+        "drift": np.abs(m[-1] - m[0]).mean(1),
+        "jump": jump,
+        "rel_jump": jump / s.mean(axis=(0, 2)),
+    }
+
+
+def largest_stable(
+    values: Sequence[float], final_losses: np.ndarray, threshold: float
+) -> np.ndarray:
+    """For a sweep, the largest value (e.g. learning rate) whose run ended below ``threshold``.
+
+    ``final_losses`` is (runs, len(values)): one row per seed. Returns ``(runs,)`` with, for
+    each row, the largest ``values[i]`` whose loss is finite and ``< threshold``, or NaN if
+    none is.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    L = np.asarray(final_losses, dtype=np.float64)
+    if L.ndim != 2 or L.shape[1] != len(v):
+        raise ValueError(f"final_losses must be (runs, {len(v)}), got {L.shape}")
+    ok = np.isfinite(L) & (L < threshold)
+    out = np.full(L.shape[0], np.nan)
+    for r in range(L.shape[0]):
+        if ok[r].any():
+            out[r] = v[ok[r]].max()
+    return out

@@ -1,0 +1,291 @@
+"""Assignments 04-test-time, 05-ics and 06-alternatives without nbgrader.
+
+- every row of each assignment's "mistake -> score" table, in process: the solution code
+  with that mistake (tests/grading_variants_04_06.py) fails exactly the declared test cells,
+  each with the declared message, and scores what the notebook's table says; the code that
+  calls the reference or a library routine fails the declared cells naming the routine;
+- the models of wrong answers (``normlab_grading.grade.answer_models``) are one mistake away from the
+  truth: without a mistake they give the references' answers (``normlab.BatchNorm1d``,
+  ``normlab.training``);
+- the group-norm predicate recognises a per-group affine map and nothing else;
+- the experiment's tripwire allowlist lets torch's BatchNorm1d through and nothing more;
+- the numpy notebooks (04, 06) do not import torch (the sandbox then masks it).
+
+The checks themselves (references pass, every mistake is named on visible and hidden cases)
+are covered for every assignment by tests/test_grading_checks.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from normlab_grading.grade import answer_models
+from normlab_grading.grade.authoring import build_notebook
+from normlab_grading.grade.cases import make_case
+from normlab_grading.check.checking import run_student
+from normlab_grading.grade.judge import judge
+from normlab_grading.grade.registry import get_assignment, get_check
+from normlab_grading.check.tripwire import Tripwire
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from grading_variants_04_06 import CHEATS, VARIANTS  # noqa: E402
+
+ASSIGNMENTS = ["04-test-time", "05-ics", "06-alternatives"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# ----------------------------------------------------------------------------- in process
+def _strip(source: str) -> str:
+    return "\n".join(line for line in source.split("\n")
+                     if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
+
+
+_BASE: dict = {}
+
+
+def _notebook(name):
+    """(plain namespace, solution sources, [(grade_id, test source)]) of the solution
+    notebook; the plain cells before the last test cell are run once here."""
+    if name not in _BASE:
+        nb = build_notebook(name)
+        graded = [i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade")]
+        namespace = {"__name__": "__main__"}
+        solutions, tests = {}, []
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("solution"):
+                solutions[meta["grade_id"]] = cell.source
+            elif meta.get("grade"):
+                tests.append((meta["grade_id"], cell.source))
+            elif i < graded[-1]:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    exec(compile(cell.source, f"<{cell.id}>", "exec"), namespace)
+        _BASE[name] = (namespace, solutions, tests)
+    return _BASE[name]
+
+
+def run_in_process(name, edits=()):
+    """grade_id -> error text ('' if the test cell passed) for the solution with ``edits``."""
+    base, solutions, tests = _notebook(name)
+    code = dict(solutions)
+    for gid, old, new in edits:
+        assert old in code[gid], f"{name}: {old!r} not in solution cell {gid}"
+        code[gid] = code[gid].replace(old, new, 1)
+    namespace = dict(base)
+    with contextlib.redirect_stdout(io.StringIO()):
+        for gid, source in code.items():
+            exec(compile(_strip(source), f"<{gid}>", "exec"), namespace)
+        results = {}
+        for gid, source in tests:
+            try:
+                exec(compile(source, f"<{gid}>", "exec"), namespace)
+                results[gid] = ""
+            except Exception as exc:  # noqa: BLE001 - a failing test cell
+                results[gid] = f"{type(exc).__name__}: {exc}" or type(exc).__name__
+    return results
+
+
+def _message(name, grade_id, key):
+    """Text the failing cell must show, or None for 'any error' (the student's exception)."""
+    if key == "exception":
+        return None
+    if key == "generic":
+        return "is wrong"
+    chk = get_check(get_assignment(name).cell(grade_id).checks[0])
+    return chk.mistake(key).message
+
+
+ROWS = [(name, row) for name in ASSIGNMENTS for row in get_assignment(name).expected]
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_variants_cover_every_row(name):
+    rows = {(r.check, r.mistake) for r in get_assignment(name).expected}
+    assert set(VARIANTS[name]) == rows
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_solution_passes_in_process(name):
+    results = run_in_process(name)
+    assert all(not text for text in results.values()), results
+
+
+@pytest.mark.parametrize("name, row", ROWS, ids=[f"{n}:{r.check}/{r.mistake}" for n, r in ROWS])
+def test_each_mistake_scores_what_the_table_says(name, row):
+    decl = get_assignment(name)
+    results = run_in_process(name, VARIANTS[name][(row.check, row.mistake)])
+    failed = {g for g, text in results.items() if text}
+    assert failed == set(row.fails), results
+    for gid in row.fails:
+        want = _message(name, gid, row.messages.get(gid, row.mistake))
+        assert want is None or want in results[gid], (gid, results[gid])
+    score = decl.total - sum(decl.cell(g).points for g in failed)
+    assert score == decl.expected_score(row)
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_calling_the_reference_scores_zero_for_that_part(name):
+    for edits, fails, routine in CHEATS[name]:
+        results = run_in_process(name, edits)
+        failed = {g for g, text in results.items() if text}
+        assert failed == set(fails), (routine, results)
+        for gid in fails:
+            assert f"called {routine}" in results[gid], results[gid]
+
+
+# ----------------------------------------------------------------------------- answer models
+@pytest.mark.parametrize("cid", ["bn_layer_train", "bn_layer_cumulative", "bn_layer_eval",
+                                 "bn_layer_eps", "bn_layer_3d"])
+def test_layer_replay_without_mistake_is_torch_exact(cid):
+    chk = get_check(cid)
+    for seed, hidden in [(0, False), (5, True), (17, True)]:
+        case = make_case(cid, seed, hidden)
+        verdict = judge(cid, case, answer_models.bn_layer_replay(case), hidden=hidden)
+        assert verdict.passed, verdict.message
+    # and against torch itself, in float64
+    torch = pytest.importorskip("torch")
+    case = make_case(cid, 3, True)
+    bn = torch.nn.BatchNorm1d(case["gamma"].size, eps=case["eps"], momentum=case["momentum"])
+    bn = bn.double()
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor(case["gamma"]))
+        bn.bias.copy_(torch.tensor(case["beta"]))
+        ours = answer_models.bn_layer_replay(case)
+        for i, mode in enumerate(case["modes"]):
+            bn.train(mode == "train")
+            out = bn(torch.tensor(case[f"x{i}"])).numpy()
+            np.testing.assert_allclose(ours[f"out{i}"], out, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours["running_var"], bn.running_var.numpy(), rtol=1e-13)
+    assert int(ours["num_batches_tracked"]) == int(bn.num_batches_tracked)
+    assert chk.tol <= 1e-9
+
+
+def test_article002_run_equals_normlab_training():
+    torch = pytest.importorskip("torch")
+    from normlab import data, training
+
+    tensors = data.to_tensors(data.article002_classification(seed=0))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for use_bn in (True, False):
+            ours = answer_models.article002_run(5, use_bn, 2)
+            torch.manual_seed(5)
+            model = training.mlp(20, (64, 64), norm="bn" if use_bn else None)
+            hist = training.train(model, tensors, epochs=2, lr=0.1, optimizer="sgd", seed=5)
+            np.testing.assert_allclose(ours, hist.train_loss, rtol=1e-6)
+    finally:
+        torch.set_num_threads(threads)
+    assert get_check("experiment_bn").tol >= 1e-5  # float32 rounding of other loops
+
+
+def test_group_norm_predicate_recognises_per_group_affine_only():
+    from normlab_grading.grade.assignments import ch06_alternatives as ch06
+
+    chk = get_check("group_norm")
+    for seed, hidden in [(0, False), (2, True), (9, True)]:
+        case = make_case("group_norm", seed, hidden)
+        ref = chk.reference(case)["out"]
+        x_hat = answer_models.groupnorm_x_hat(case)
+        G, c = case["num_groups"], case["x"].shape[1]
+        per_group = np.repeat(np.linspace(0.5, 2.0, G), c // G)[None, :, None, None]
+        wrong = per_group * x_hat + np.repeat(np.arange(G), c // G)[None, :, None, None]
+        assert not ch06._per_group_affine(case, "out", ref, {"out": ref})
+        assert ch06._per_group_affine(case, "out", wrong, {"out": ref})
+        assert judge("group_norm", case, {"out": wrong}).mistake_id == "affine_per_group"
+
+
+# ----------------------------------------------------------------------------- tripwire
+def _experiment_with(norm_call):
+    def run_experiment(seed, use_bn, epochs=3):
+        return norm_call()
+
+    return run_experiment
+
+
+def test_experiment_allows_torch_batchnorm_and_nothing_else():
+    torch = pytest.importorskip("torch")
+    chk = get_check("experiment_bn")
+    case = make_case("experiment_bn")
+
+    def uses_bn():
+        torch.nn.BatchNorm1d(3)(torch.randn(4, 3))
+        return np.zeros(case["epochs"])
+
+    def uses_layer_norm():
+        torch.nn.functional.layer_norm(torch.randn(4, 3), (3,))
+        return np.zeros(case["epochs"])
+
+    def uses_normlab_training():
+        from normlab import training
+
+        training.mlp(20)
+        return np.zeros(case["epochs"])
+
+    assert run_student(chk, _experiment_with(uses_bn), case).tripwire is None
+    with Tripwire() as tw:
+        uses_bn()
+    assert tw.hit and tw.hit.startswith("torch.nn.modules.batchnorm")
+    assert run_student(chk, _experiment_with(uses_layer_norm), case).tripwire
+    assert run_student(chk, _experiment_with(uses_normlab_training), case).tripwire == \
+        "normlab.training.mlp"
+    # the other checks of the assignment do not allow it
+    assert get_check("gradient_change_diff").allowed == ()
+
+
+def test_answer_models_are_forbidden_in_graded_code():
+    case = make_case("fold_linear")
+
+    def fold(W, b, gamma, beta, running_mean, running_var, eps=1e-5):
+        answer_models.fold_variant(dict(case), "no_sqrt")
+        return W, b
+
+    run = run_student(get_check("fold_linear"), fold, case)
+    assert run.tripwire and run.tripwire.startswith("normlab_grading.grade.answer_models")
+
+
+@pytest.mark.parametrize("name", ["04-test-time", "06-alternatives"])
+def test_numpy_notebooks_do_not_import_torch(name):
+    for folder in ("solutions", "exercises"):
+        nb = nbformat.read(ROOT / folder / name / f"{name}.ipynb", as_version=4)
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert not re.search(r"^\s*(import|from)\s+torch", code, re.M)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_pipeline_submissions_in_process(name):
+    """The made-up submissions of tests/test_grading_pipeline.py (mistakes packed several to a
+    submission) score and explain as expected, in process: mistakes packed together must not
+    interact."""
+    import test_grading_pipeline as pipeline
+
+    problems = []
+    for st in pipeline.students_for(name):
+        if st.untouched or st.transform or st.name in ("solution", "stderr_warning"):
+            continue
+        results = run_in_process(name, st.edits)
+        failed = {g for g, text in results.items() if text}
+        if failed != set(st.expect):
+            problems.append(f"{st.name}: fails {sorted(failed)}, expected {sorted(st.expect)}")
+        for gid, (_, key) in st.expect.items():
+            if key is not None and key not in results.get(gid, ""):
+                problems.append(f"{st.name}/{gid}: {key[:60]!r} not in {results.get(gid)!r}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_mistake_ids_are_unique_in_the_table(name):
+    """The pipeline test finds a mistake's submission by the mistake id in its name."""
+    ids = [row.mistake for row in get_assignment(name).expected]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
