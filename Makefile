@@ -8,13 +8,14 @@ STAMP  := $(VENV)/.installed
 PY     := $(BIN)/python
 ASSIGNMENTS := $(notdir $(wildcard solutions/*))
 
-.PHONY: help venv book book-clean test test-fast system-deps exercises bench bench-grading clean
+.PHONY: help venv book book-clean test test-fast system-deps exercises student-release bench bench-grading clean
 
 help:
 	@echo "make book       build the HTML book into _build/html (executes every chapter)"
 	@echo "make test       run the whole test suite (builds the book for the browser test)"
 	@echo "make test-fast  run the quick tests (no book, no browser, no nbgrader runs)"
 	@echo "make exercises  regenerate solutions/, the checker's data and exercises/ (nbgrader)"
+	@echo "make student-release  write dist/normlab-student-<version>.zip to hand out to students"
 	@echo "make bench      print the benchmark figures"
 
 # The environment: pinned by requirements/constraints.txt (torch==2.13.0 is the CPU wheel
@@ -57,6 +58,11 @@ exercises: $(STAMP)
 	$(BIN)/python -m normlab_grading.grade.authoring
 	$(BIN)/python -m normlab_grading.grade.student_data
 	$(BIN)/python -m normlab_grading.grade.release
+
+# The zip to hand out: exercises/, a wheel with normlab and the student side of the grader,
+# pinned requirements and a README; no solutions, no hidden cases, no grader (offline).
+student-release: $(STAMP)
+	$(PY) tools/student_release.py --out dist
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_batchnorm.py
