@@ -162,14 +162,14 @@ VARIANTS_05 = {
 }
 CHEATS_05 = [
     ([(D, "    mu = H.mean(axis=1)\n",
-       "    from normlab_book import ics\n    ics.drift_summary(H.mean(axis=1)[:, None], H.std(axis=1)[:, None])\n    mu = H.mean(axis=1)\n")],
-     ("test_input_drift",), "normlab_book.ics.drift_summary"),
+       "    from normlab import ics\n    ics.drift_summary(H.mean(axis=1)[:, None], H.std(axis=1)[:, None])\n    mu = H.mean(axis=1)\n")],
+     ("test_input_drift",), "normlab.ics.drift_summary"),
     ([(GC, "    names = list(preceding) + [target]\n",
-       "    from normlab_book.ics import gradient_change as gc\n"
+       "    from normlab.ics import gradient_change as gc\n"
        "    r = gc(lambda p: loss_fn(p).reshape(1), params, target, preceding, lr)\n"
        "    return float(r['diff'][0]), float(r['cos'][0])\n"
        "    names = list(preceding) + [target]\n")],
-     ("test_gradient_change_diff", "test_gradient_change_cos"), "normlab_book.ics.gradient_change"),
+     ("test_gradient_change_diff", "test_gradient_change_cos"), "normlab.ics.gradient_change"),
     ([(EX, "    torch.manual_seed(seed)\n",
        "    from normlab import training\n    torch.manual_seed(seed)\n"
        "    model = training.mlp(20, (64, 64), norm='bn' if use_bn else None)\n"

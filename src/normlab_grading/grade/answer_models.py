@@ -15,9 +15,9 @@ Nothing here is part of the course's reference API; the chapters do not use it.
   one of the classic running-statistics mistakes;
 - ``fold_variant``, ``keras_momentum_variant``: folding BN into the previous layer, wrongly;
 - ``drift_statistics``: mean and spread of a layer's inputs per unit, then
-  ``normlab_book.ics.drift_summary``; with a mistake;
+  ``normlab.ics.drift_summary``; with a mistake;
 - ``gradient_change_variant``, ``landscape_variant``: Santurkar et al.'s measurements done
-  wrongly (the right ones are ``normlab_book.ics``'s);
+  wrongly (the right ones are ``normlab.ics``'s);
 - ``article002_run``: article 002's MLP trained in torch, as ``normlab.training`` does it or
   with one of the usual experiment bugs;
 - ``norm_variant``, ``weightnorm_variant``, ``spectral_variant``, ``renorm_variant``: the
@@ -191,10 +191,10 @@ def drift_statistics(H, mistake=None) -> dict:
     inputs at P times on the same probe batch of B examples, U units.
 
     Per unit, over the probe batch: mean ``mu_t`` and biased std ``sigma_t`` (what
-    ``normlab_book.ics.probe_stats`` records); then ``drift_summary``'s ``drift``,
+    ``normlab.ics.probe_stats`` records); then ``drift_summary``'s ``drift``,
     ``jump`` and ``rel_jump``, as floats. ``mistake``: one of ``DRIFT_MISTAKES``.
     """
-    from normlab_book.ics import drift_summary
+    from normlab.ics import drift_summary
 
     if mistake not in DRIFT_MISTAKES:
         raise ValueError(f"unknown drift mistake {mistake!r}")
@@ -232,7 +232,7 @@ GC_MISTAKES = ("updates_target", "updates_all", "ascent", "norm_of_g_prime", "re
 
 def gradient_change_variant(loss_fn, params, target, preceding, lr, mistake) -> dict:
     """``diff`` and ``cos`` of Santurkar et al.'s gradient change of ``target`` (see
-    ``normlab_book.ics.gradient_change``) computed with one of ``GC_MISTAKES``."""
+    ``normlab.ics.gradient_change``) computed with one of ``GC_MISTAKES``."""
     import torch
 
     if mistake not in GC_MISTAKES:
@@ -269,7 +269,7 @@ LANDSCAPE_MISTAKES = ("ascent", "normalized_direction", "new_gradient_norm",
 
 def landscape_variant(loss_fn, params, step_sizes, mistake) -> dict:
     """``loss`` (S,), ``grad_change`` (S,) and ``beta`` of the landscape along the gradient
-    (``normlab_book.ics.landscape_along_gradient``), with one of
+    (``normlab.ics.landscape_along_gradient``), with one of
     ``LANDSCAPE_MISTAKES``."""
     import torch
 

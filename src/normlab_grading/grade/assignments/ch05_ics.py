@@ -16,7 +16,7 @@ The student writes:
 
 ``loss_fn`` is built here from the case (a small MLP in plain torch operations, batch norm
 written out, so the tripwire does not see torch's batch norm), ``params`` maps names to
-float64 tensors. References: ``normlab_book.ics.drift_summary``,
+float64 tensors. References: ``normlab.ics.drift_summary``,
 ``gradient_change`` and ``landscape_along_gradient``; the experiment is
 ``normlab_grading.grade.answer_models.article002_run`` (equal to ``normlab.training``'s loop, tested).
 Wrong answers: ``normlab_grading.grade.answer_models``. Nothing here imports torch at import time (the
@@ -140,7 +140,7 @@ def _loss_r(loss_fn):
 
 def _ref_gc(keys):
     def ref(case):
-        from normlab_book import ics
+        from normlab import ics
 
         loss_fn, params = network(case)
         r = ics.gradient_change(_loss_r(loss_fn), params, case["target"],
@@ -151,7 +151,7 @@ def _ref_gc(keys):
 
 
 def _ref_landscape(case):
-    from normlab_book import ics
+    from normlab import ics
 
     loss_fn, params = network(case)
     r = ics.landscape_along_gradient(_loss_r(loss_fn), params, list(case["step_sizes"]))
