@@ -10,7 +10,9 @@ One process coordinates; the grading itself runs as Dask tasks, on an embedded l
 cluster (``--workers N`` processes, default: the number of cores) or on a running Dask
 cluster (``--scheduler tcp://host:8786``). Each task is a pure function (the submission's
 notebooks in, a result out; ``pipeline.grade_submission``), so workers need no shared file
-system, only the same Python environment and bubblewrap.
+system, only the same Python environment and bubblewrap. Fewer than ``--cluster-min``
+submissions (8) are graded without a cluster, by the same function in processes forked
+from the coordinator (``local_pool``): a regrade of one student starts in a second.
 
 The coordinator alone writes, as each result arrives: the autograded notebook, the
 feedback HTML, the result record ``results/<assignment>/<student>.json`` (written last,
@@ -87,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="grade again the submissions that failed last time")
     p.add_argument("--expose-libraries", action="store_true",
                    help="do not hide torch/scikit-learn/scipy from notebooks that do not import them")
+    p.add_argument("--cluster-min", type=int, default=8, metavar="N",
+                   help="grade on a local Dask cluster only when at least N submissions are to "
+                        "be graded (default 8); fewer are graded in processes forked from this "
+                        "one, with no cluster to start (same grades)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return p
 
@@ -184,9 +190,13 @@ _T0 = time.monotonic()
 
 
 def _phase(name: str) -> None:
-    """With NORMLAB_GRADE_TIMINGS=1, print when each phase of the run starts."""
+    """With NORMLAB_GRADE_TIMINGS=1, print when each phase of the run starts: wall time, and
+    CPU time of this process and of its finished children (less dependent on load)."""
     if os.environ.get("NORMLAB_GRADE_TIMINGS"):
-        print(f"normlab-grade: [{time.monotonic() - _T0:7.2f} s] {name}", file=sys.stderr, flush=True)
+        t = os.times()
+        print(f"normlab-grade: [{time.monotonic() - _T0:7.2f} s, CPU {t.user + t.system:6.2f} s + "
+              f"children {t.children_user + t.children_system:6.2f} s] {name}",
+              file=sys.stderr, flush=True)
 
 
 def _key(bundle_digest: str, sub_digest: str, limits) -> str:
@@ -420,6 +430,7 @@ def main(argv=None) -> int:
 
         return export_main(argv[1:])
     args = _parser().parse_args(argv)
+    from . import pipeline  # noqa: F401  (first: it keeps a slow import out, see there)
     from . import course as course_mod
     from .intake import UnsafeArchive, collect
     from .sandbox import Limits, bwrap_available
@@ -477,7 +488,9 @@ def main(argv=None) -> int:
         for a in assignments:
             with _kept_cwd():
                 course_mod.ensure_gradebook(course, a, db)
-        if args.force or any(_looks_new(out, sub, args.retry_failed) for sub in intake.submissions):
+        n_new = len(intake.submissions) if args.force else \
+            sum(_looks_new(out, sub, args.retry_failed) for sub in intake.submissions)
+        if n_new and (args.scheduler or n_new >= args.cluster_min):
             cluster = start_cluster()  # workers warm up while the coordinator prepares
         bundles = {}
         _phase("bundles")
@@ -505,7 +518,11 @@ def main(argv=None) -> int:
         results = []
         interrupted = False
         if tasks:
-            if cluster is None:
+            local = not args.scheduler and len(tasks) < args.cluster_min
+            if local and cluster is not None:  # fewer left than it looked: no cluster needed
+                cluster.close_soon()
+                cluster = None
+            elif not local and cluster is None:
                 cluster = start_cluster()
             try:
                 _phase("grading")
@@ -537,62 +554,97 @@ def main(argv=None) -> int:
     return 1 if bad else 0
 
 
-def _run(args, cluster, tasks, bundles, limits, out, db, config) -> list:
-    from distributed import as_completed
-
-    from .pipeline import grade_submission
-
-    results = []
-    show = not args.quiet
-    bar = None
-    if show:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(tasks), unit="notebook", desc="grading", file=sys.stderr,
-                   dynamic_ncols=True, mininterval=0.5)
-    client = cluster.get()
-    _phase("cluster ready")
-    shipped = {a: client.scatter(b, broadcast=True, hash=False) for a, b in bundles.items()}
-    futures = {}
+def _interleaved(tasks: list) -> list:
+    """The tasks, assignments taking turns (every assignment's first results come early)."""
     by_assignment: dict = {}
     for t in tasks:
         by_assignment.setdefault(t["assignment"], []).append(t)
     queues = list(by_assignment.values())
-    order = [q[i] for i in range(max(map(len, queues))) for q in queues if i < len(q)]
-    for t in order:
+    return [q[i] for i in range(max(map(len, queues))) for q in queues if i < len(q)]
+
+
+def _on_cluster(cluster, tasks, bundles, limits):
+    """``(task, result, None)`` or ``(task, None, reason)`` as the Dask tasks finish."""
+    from distributed import as_completed
+
+    from .pipeline import grade_submission
+
+    client = cluster.get()
+    _phase("cluster ready")
+    shipped = {a: client.scatter(b, broadcast=True, hash=False) for a, b in bundles.items()}
+    futures = {}
+    for t in tasks:
         f = client.submit(grade_submission, t, shipped[t["assignment"]], limits, pure=False,
                           key=f"grade-{t['assignment']}-{t['student']}-{t['key'][:10]}")
         futures[f.key] = (f, t)
-    failed = 0
     for fut in as_completed([f for f, _ in futures.values()]):
         _, task = futures[fut.key]
         try:
-            res = fut.result()
+            yield task, fut.result(), None
         except Exception as exc:  # KilledWorker, a worker without bwrap, ...
             name = type(exc).__name__
-            reason = (f"the grading worker died while grading this submission ({name})"
-                      if name == "KilledWorker" else f"grading task failed: {name}: {exc}")
-            res = _failed_result(task, bundles[task["assignment"]], reason)
-        res["timestamp_problem"] = task.get("timestamp_problem")
-        if not results:
-            _phase("first result")
-        rec = _save_result(out, res)
-        try:
-            with _kept_cwd():
-                _gradebook_write(db, rec, out, config)
-        except Exception as exc:
-            rec.setdefault("notes", []).append(f"gradebook not updated: {type(exc).__name__}: {exc}")
-        results.append(rec)
-        if rec["status"] != "graded":
-            failed += 1
-        if bar is not None:
-            bar.set_postfix_str(f"failed {failed}", refresh=False)
-            bar.update(1)
+            yield task, None, (f"the grading worker died while grading this submission ({name})"
+                               if name == "KilledWorker" else f"grading task failed: {name}: {exc}")
         fut.release()
+
+
+def _preload_reports() -> None:
+    """Import what the reports need (matplotlib), while the first submissions are graded."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot  # noqa: F401
+
+
+def _run(args, cluster, tasks, bundles, limits, out, db, config) -> list:
+    """Grade ``tasks`` on ``cluster``, or in forked processes when it is None; save each
+    result and write it to the gradebook as it arrives."""
+    results = []
+    show = not args.quiet
+    bar = None
+    if show:
+        import tqdm
+
+        tqdm.tqdm.monitor_interval = 0  # no monitor thread in a process that forks
+        bar = tqdm.tqdm(total=len(tasks), unit="notebook", desc="grading", file=sys.stderr,
+                        dynamic_ncols=True, mininterval=0.5)
+    order = _interleaved(tasks)
+    if cluster is None:
+        from .local_pool import graded
+
+        n = max(1, args.workers or os.cpu_count() or 1)
+        finished = graded(order, bundles, limits, n, while_waiting=_preload_reports)
+    else:
+        finished = _on_cluster(cluster, order, bundles, limits)
+    failed = 0
+    with contextlib.closing(finished):
+        for task, res, reason in finished:
+            if res is None:
+                res = _failed_result(task, bundles[task["assignment"]], reason)
+            _record(res, task, out, db, config, results)
+            if results[-1]["status"] != "graded":
+                failed += 1
+            if bar is not None:
+                bar.set_postfix_str(f"failed {failed}", refresh=False)
+                bar.update(1)
     if bar is not None:
         bar.close()
     _phase("last result")
     return results
+
+
+def _record(res, task, out, db, config, results) -> None:
+    """Save one result (files, then the record, then the gradebook) and append it."""
+    res["timestamp_problem"] = task.get("timestamp_problem")
+    if not results:
+        _phase("first result")
+    rec = _save_result(out, res)
+    try:
+        with _kept_cwd():
+            _gradebook_write(db, rec, out, config)
+    except Exception as exc:
+        rec.setdefault("notes", []).append(f"gradebook not updated: {type(exc).__name__}: {exc}")
+    results.append(rec)
 
 
 def _final_count(results, skipped, rejections, log, seconds, interrupted, out, notes=()) -> None:
