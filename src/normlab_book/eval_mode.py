@@ -34,17 +34,22 @@ __all__ = [
 ]
 
 
-def train_bn_mlp(seed: int = 0, epochs: int = 10, momentum=0.1, lr: float = 1e-3):
+def train_bn_mlp(seed: int = 0, epochs: int = 10, momentum=0.1, lr: float = 1e-3,
+                 norm: str | None = "bn"):
     """Article 002's model with BN, trained on article 002's data; returns ``(model, data)``.
 
     data = (X_train, y_train, X_test, y_test) as torch tensors from
     ``article002_classification(seed)`` (800 / 200 examples, 20 features). The weights are
     initialised after ``seed_everything(seed)``; Adam, batch 32. ``momentum`` is set on both BN
     layers (it changes only the running statistics, never the trained weights).
+    ``norm=None`` trains the same network without BN (the linear layers get biases), the
+    baseline for comparisons.
     """
+    if norm not in ("bn", None):
+        raise ValueError(f"norm must be 'bn' or None, got {norm!r}")
     data = to_tensors(article002_classification(seed=seed))
     seed_everything(seed)
-    model = mlp(20, (64, 64), 1, norm="bn")
+    model = mlp(20, (64, 64), 1, norm=norm)
     set_bn_momentum(model, momentum)
     train(model, data, epochs=epochs, batch_size=32, lr=lr, seed=seed, eval_every_epoch=False)
     model.eval()

@@ -14,6 +14,10 @@ Chapter 4 ("Test-time behaviour") uses these functions.
   every BN layer's running statistics and re-estimates them with ``momentum=None`` (an equal
   weight for every batch) in one pass over data, without touching any weight; the same recipe
   as ``torch.optim.swa_utils.update_bn``.
+- ``random_feature_shift``: a seeded per-feature rescaling and offset of the inputs, the
+  deployment shift that recalibration (AdaBN) is tested on: unlike a constant offset, a
+  rescaling changes the direction of every first-layer pre-activation, so BN's statistics
+  cannot undo it exactly.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ __all__ = [
     "bn_modules",
     "set_bn_momentum",
     "recalibrate_bn",
+    "random_feature_shift",
 ]
 
 
@@ -159,3 +164,22 @@ def recalibrate_bn(model, X, batch_size: int = 100) -> None:
     for m, mom in zip(layers, old):
         m.momentum = mom
     model.train(was_training)
+
+
+def random_feature_shift(n_features: int, seed: int, max_scale: float = 4.0,
+                         offset_std: float = 2.0):
+    """A seeded shift ``x -> scale * x + offset`` per feature; returns ``(scale, offset)``.
+
+    ``scale`` is log-uniform in ``[1 / max_scale, max_scale]``, ``offset`` normal with standard
+    deviation ``offset_std``; both float32 torch tensors of shape ``(n_features,)``.
+    """
+    import torch
+
+    if n_features < 1 or max_scale < 1.0 or offset_std < 0.0:
+        raise ValueError("random_feature_shift needs n_features >= 1, max_scale >= 1 and "
+                         f"offset_std >= 0, got {n_features}, {max_scale}, {offset_std}")
+    g = torch.Generator().manual_seed(seed)
+    log_s = float(np.log(max_scale))
+    scale = torch.exp(torch.empty(n_features).uniform_(-log_s, log_s, generator=g))
+    offset = offset_std * torch.randn(n_features, generator=g)
+    return scale, offset

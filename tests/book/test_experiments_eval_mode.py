@@ -100,3 +100,14 @@ def test_train_bn_mlp_learns_article002_data():
     with torch.no_grad():
         acc = ((model(X_test)[:, 0] > 0).long() == y_test).float().mean().item()
     assert acc > 0.7
+
+
+def test_train_bn_mlp_without_norm_has_no_bn_and_rejects_other_norms():
+    model, data = train_bn_mlp(seed=0, epochs=1, norm=None)
+    assert not bn_modules(model)
+    assert all(l.bias is not None for l in model if isinstance(l, torch.nn.Linear))
+    with torch.no_grad():
+        acc = ((model(data[2])[:, 0] > 0).long() == data[3]).float().mean().item()
+    assert acc > 0.7
+    with pytest.raises(ValueError, match="norm must be 'bn' or None"):
+        train_bn_mlp(seed=0, epochs=1, norm="ln")

@@ -105,3 +105,19 @@ def test_recalibrated_first_layer_mean_is_the_data_mean():
     assert int(model[0].num_batches_tracked) == 3
     with pytest.raises(ValueError):
         recalibrate_bn(nn.Sequential(nn.Linear(2, 2)), X)
+
+
+def test_random_feature_shift_is_seeded_and_in_range():
+    from normlab_book.running_stats import random_feature_shift
+
+    s1, o1 = random_feature_shift(2000, seed=3, max_scale=4.0, offset_std=2.0)
+    s2, o2 = random_feature_shift(2000, seed=3, max_scale=4.0, offset_std=2.0)
+    assert torch.equal(s1, s2) and torch.equal(o1, o2)
+    assert s1.min() >= 0.25 and s1.max() <= 4.0
+    logs = torch.log(s1)                 # log-uniform on [-log 4, log 4]: variance (2 log 4)^2 / 12
+    assert abs(logs.mean().item()) < 0.05
+    assert abs(logs.var().item() / ((2 * np.log(4.0)) ** 2 / 12) - 1) < 0.1
+    assert abs(o1.std().item() / 2.0 - 1) < 0.1
+    assert not torch.equal(random_feature_shift(20, seed=4)[0], random_feature_shift(20, seed=3)[0])
+    with pytest.raises(ValueError, match="max_scale"):
+        random_feature_shift(5, seed=0, max_scale=0.5)
