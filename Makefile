@@ -6,7 +6,6 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PY     := $(BIN)/python
-ASSIGNMENTS := $(notdir $(wildcard solutions/*))
 
 .PHONY: help venv book book-clean test test-fast system-deps exercises student-release bench bench-grading clean
 
@@ -53,11 +52,12 @@ test: $(STAMP) system-deps book
 test-fast: $(STAMP)
 	$(BIN)/pytest tests -m "not book and not slow"
 
-# solutions/ from tools/assignments/, the student side's data, then exercises/ from solutions/
+# solutions/ from each assignment's notebook.py (src/normlab_grading/grade/assignments/*/),
+# the student side's data, then exercises/ from solutions/
 exercises: $(STAMP)
-	$(BIN)/python -m normlab_grading.grade.authoring
-	$(BIN)/python -m normlab_grading.grade.student_data
-	$(BIN)/python -m normlab_grading.grade.release
+	$(PY) tools/authoring.py
+	$(PY) tools/student_data.py
+	$(PY) tools/release.py
 
 # The zip to hand out: exercises/, a wheel with normlab and the student side of the grader,
 # pinned requirements and a README; no solutions, no hidden cases, no grader (offline).

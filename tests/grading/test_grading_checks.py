@@ -12,6 +12,7 @@ import ast
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -19,13 +20,15 @@ import pytest
 
 import normlab
 from normlab_grading import check
-from normlab_grading.grade.authoring import main as authoring_main
 from normlab_grading.grade.cases import DEFAULT_HIDDEN_SEED, SEED_ENV, VISIBLE_SEED, make_case
 from normlab_grading.check.checking import run_student
 from normlab_grading.grade.judge import Problem, judge
 from normlab_grading.grade.records import RECORD_ENV, judge_record, load_record
 from normlab_grading.grade.registry import all_assignments, all_checks, get_check
 from normlab_grading.check.tripwire import Tripwire
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+from authoring import main as authoring_main  # noqa: E402  (a repository script)
 
 CHECKS = sorted(all_checks())
 HIDDEN_SEEDS = [DEFAULT_HIDDEN_SEED] + list(range(1, 13))
@@ -302,16 +305,16 @@ def test_tripwire_catches_forbidden_calls(cid, student, routine):
 def _grader_answer_model(x, gamma, beta, eps=1e-5):
     """Calls the assignment's own answer model, which lives in normlab_grading.grade (and so in the
     student-side package of the sandbox too)."""
-    from normlab_grading.grade.assignments import ch03_batchnorm_math as ch03
+    from normlab_grading.grade.assignments.ch03_batchnorm_math import answers
 
-    out = ch03._bn(x, gamma, beta, eps)
+    out = answers.bn_forward(x, gamma, beta, eps)
     return out, None
 
 
 def test_tripwire_catches_the_graders_own_answer_models():
     with pytest.raises(AssertionError) as err:
         check("bn_forward", _grader_answer_model)
-    assert "normlab_grading.grade.assignments.ch03_batchnorm_math._bn" in str(err.value)
+    assert "normlab_grading.grade.assignments.ch03_batchnorm_math.answers.bn_forward" in str(err.value)
     assert "scores 0" in str(err.value)
 
 

@@ -8,13 +8,13 @@ and the mistake models with normlab.
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import normlab_grading
-from normlab_grading.grade import student_data
 from normlab_grading.grade.cases import assignment_seed, make_case
 from normlab_grading.grade.judge import judge
 from normlab_grading.grade.registry import all_checks, get_check
@@ -22,6 +22,9 @@ from normlab_grading.check import data
 from normlab_grading.check.checking import run_student
 from normlab_grading.check.compare import verdict
 from normlab_grading.check.spec import all_specs, get_spec
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+import student_data  # noqa: E402  (a repository script)
 
 CHECKS = sorted(all_checks())
 STUDENT_SRC = Path(normlab_grading.__file__).resolve().parent

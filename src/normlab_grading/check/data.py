@@ -2,7 +2,7 @@
 
 - Visible: ``data/visible/<check_id>.npz`` (casefile format) holds the case, the expected
   outputs and the outputs of each recognised mistake on it, written by the trusted side
-  (``normlab_grading.grade.student_data``) and shipped with the package. The student sees these
+  (``tools/student_data.py``) and shipped with the package. The student sees these
   inputs fail or pass and can reproduce them.
 - Hidden: only inside the grader's sandbox, where ``$NORMLAB_GRADING_CASES`` names a folder
   of hidden cases computed by the grader (``<check_id>.hidden.npz``): inputs only, never the

@@ -2,7 +2,7 @@
 outputs and mistakes, how close is close enough. No reference, no mistake model.
 
 The specs are data (``data/checks.json``), written by the trusted side from its registry
-(``normlab_grading.grade.student_data``). A spec names its calling protocol and its description
+(``tools/student_data.py``). A spec names its calling protocol and its description
 of a case by ``module:qualname`` inside ``normlab_grading.check.protocols`` (with keyword
 arguments for a ``functools.partial``); nothing outside that package can be named.
 """

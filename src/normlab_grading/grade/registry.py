@@ -4,16 +4,16 @@ A *check* grades one aspect of one student function on one generated case. It is
 code run by the notebook: an id, how to build its inputs (``make_case``), how to call the
 student's function on them (``call``), what the right answer is (``reference``, computed
 with normlab by whichever process judges) and the catalogue of recognised wrong answers
-(``mistakes``). Checks are declared in ``normlab_grading.grade.assignments.chNN_*`` modules, one
-per assignment, which also declare the assignment's test cells, points and the
-"mistake -> expected score" table (see docs/grading.md).
+(``mistakes``). Checks are declared in the ``checks`` module of each assignment's package
+(``normlab_grading.grade.assignments.<package>``, discovered), which also declares the
+assignment's test cells, points and the "mistake -> expected score" table (see
+docs/grading.md).
 
 Nothing here runs student code; ``checks.py`` does, ``judge.py`` compares.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -33,16 +33,6 @@ __all__ = [
     "all_checks",
     "all_assignments",
 ]
-
-# The modules that declare assignments, in course order. Add a new assignment here.
-ASSIGNMENT_MODULES = (
-    "normlab_grading.grade.assignments.ch01_feature_scaling",
-    "normlab_grading.grade.assignments.ch02_zscore",
-    "normlab_grading.grade.assignments.ch03_batchnorm_math",
-    "normlab_grading.grade.assignments.ch04_test_time",
-    "normlab_grading.grade.assignments.ch05_ics",
-    "normlab_grading.grade.assignments.ch06_alternatives",
-)
 
 Case = Mapping[str, Any]
 Outputs = Mapping[str, Any]
@@ -184,8 +174,9 @@ def register_assignment(assignment: Assignment) -> Assignment:
 def _load() -> None:
     global _LOADED
     if not _LOADED:
-        for name in ASSIGNMENT_MODULES:
-            importlib.import_module(name)
+        from . import assignments
+
+        assignments.load()
         _LOADED = True
 
 

@@ -1,4 +1,69 @@
-"""One module per graded notebook, declaring its checks, cells and expected scores.
+"""The course's assignments, one package per assignment, discovered (no list to keep).
 
-Listed in ``normlab_grading.grade.registry.ASSIGNMENT_MODULES``.
+Each subpackage (a valid identifier, e.g. ``ch02_zscore``; course order is the order of the
+package names) is one assignment and holds everything about it:
+
+- ``__init__.py``: ``NAME``, the assignment's name (``solutions/<NAME>/<NAME>.ipynb``), and
+  the docstring saying what the student writes;
+- ``checks.py``: its cases, references, checks with their recognised mistakes, test cells
+  with points and the "mistake -> score" table (importing it registers them);
+- ``answers.py``: models of answers: what a student with one recognised mistake computes
+  (and the right answer where normlab has no reference for the graded function);
+- ``notebook.py``: the notebook source, in percent format (``tools/authoring.py`` builds
+  ``solutions/<NAME>/<NAME>.ipynb`` from it);
+- ``submissions.py``: the student code of each recognised mistake and of submissions that
+  call the reference or a library routine, as edits of the solution (used by the tests).
+
+The calling protocols stay on the student side (``normlab_grading.check.protocols``): they
+run in the student's kernel and the grader's sandbox, where nothing of this package may be.
 """
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+
+__all__ = ["packages", "load", "folder", "submissions"]
+
+
+@lru_cache(maxsize=1)
+def packages() -> dict[str, str]:
+    """Assignment name -> dotted name of its package, in course order."""
+    found: dict[str, str] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if not info.ispkg or info.name.startswith("_"):
+            continue
+        dotted = f"{__name__}.{info.name}"
+        name = getattr(importlib.import_module(dotted), "NAME", None)
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"assignment package {dotted} declares no NAME (a non-empty str)")
+        if name in found:
+            raise ValueError(f"assignment {name!r} is declared by {found[name]} and {dotted}")
+        found[name] = dotted
+    return found
+
+
+def _package(name: str) -> str:
+    try:
+        return packages()[name]
+    except KeyError:
+        raise KeyError(f"unknown assignment {name!r}; known: {', '.join(packages())}") from None
+
+
+def load() -> None:
+    """Import every assignment's ``checks`` module (which registers its checks and cells)."""
+    for dotted in packages().values():
+        importlib.import_module(f"{dotted}.checks")
+
+
+def folder(name: str) -> Path:
+    """The folder of assignment ``name`` (its notebook source is ``folder / "notebook.py"``)."""
+    return Path(importlib.import_module(_package(name)).__file__).resolve().parent
+
+
+def submissions(name: str) -> ModuleType:
+    """The ``submissions`` module of assignment ``name`` (``VARIANTS``, ``CHEATS``)."""
+    return importlib.import_module(f"{_package(name)}.submissions")

@@ -1,4 +1,5 @@
-"""Write the student side's data from the trusted registry: ``make exercises`` runs it.
+"""Write the student side's data from the trusted registry: ``make exercises`` runs it
+(``python tools/student_data.py [--check]``, a repository script, not installed).
 
 For every check, ``normlab_grading/check/data/``:
 
@@ -27,8 +28,8 @@ import numpy as np
 from normlab_grading.check import casefile
 from normlab_grading.check.spec import PROTOCOLS
 
-from .cases import VISIBLE_SEED, make_case
-from .registry import all_assignments, all_checks
+from normlab_grading.grade.cases import VISIBLE_SEED, make_case
+from normlab_grading.grade.registry import all_assignments, all_checks
 
 __all__ = ["DATA_DIR", "write_data", "main"]
 

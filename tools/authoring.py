@@ -1,4 +1,5 @@
-"""Build the instructor notebooks ``solutions/<a>/<a>.ipynb`` from ``tools/assignments/<a>.py``.
+"""Build the instructor notebooks ``solutions/<a>/<a>.ipynb`` from each assignment's
+``notebook.py`` (``src/normlab_grading/grade/assignments/<package>/notebook.py``).
 
 The source is a "percent" script (as jupytext writes them), one ``# %%`` line per cell::
 
@@ -20,8 +21,8 @@ check, and the hidden calls between ``### BEGIN HIDDEN TESTS`` / ``### END HIDDE
 Every test cell must directly follow its solution cell or another test cell (nbgrader
 re-inserts a deleted test cell after the cell that preceded it in the source).
 
-Usage: ``python -m normlab_grading.grade.authoring [--check] [ASSIGNMENT ...]`` from the repo
-root; ``--check`` only reports notebooks that differ from their source (exit status 1).
+Usage: ``python tools/authoring.py [--check] [ASSIGNMENT ...]`` (a repository script, not
+installed); ``--check`` only reports notebooks that differ from their source (exit status 1).
 Cell ids are stable (the grade_id, or ``<kind>-<n>``), output is nbformat 4.5, so
 rebuilding gives byte-identical files.
 """
@@ -35,12 +36,12 @@ from pathlib import Path
 
 import nbformat
 
-from .registry import Assignment, get_assignment, get_check
+from normlab_grading.grade import assignments
+from normlab_grading.grade.registry import Assignment, all_assignments, get_assignment, get_check
 
 __all__ = ["build_notebook", "notebook_text", "main", "test_cell_source"]
 
-ROOT = Path(__file__).resolve().parents[3]
-SOURCES = ROOT / "tools" / "assignments"
+ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
 _HEADER = re.compile(r"^# %%(?:\s+\[(?P<kind>\w+)\])?(?P<attrs>.*)$")
 
@@ -149,7 +150,7 @@ def build_notebook(name: str, source: str | None = None) -> nbformat.NotebookNod
     """The solution notebook of assignment ``name`` from its percent source."""
     assignment = get_assignment(name)
     if source is None:
-        source = (SOURCES / f"{name}.py").read_text(encoding="utf-8")
+        source = (assignments.folder(name) / "notebook.py").read_text(encoding="utf-8")
     nb = nbformat.v4.new_notebook()
     nb.metadata = {
         "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
@@ -200,11 +201,11 @@ def notebook_text(nb) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", help="assignments (default: every source)")
+    parser.add_argument("names", nargs="*", help="assignments (default: every one)")
     parser.add_argument("--check", action="store_true",
                         help="do not write; exit 1 if a notebook differs from its source")
     args = parser.parse_args(argv)
-    names = args.names or sorted(p.stem for p in SOURCES.glob("*.py"))
+    names = args.names or list(all_assignments())
     stale = []
     for name in names:
         text = notebook_text(build_notebook(name))
@@ -218,7 +219,7 @@ def main(argv=None) -> int:
         path.write_text(text, encoding="utf-8")
         print(f"wrote {path.relative_to(ROOT)}")
     if stale:
-        print("out of date (run python -m normlab_grading.grade.authoring):\n  " + "\n  ".join(stale))
+        print("out of date (run `make exercises`):\n  " + "\n  ".join(stale))
         return 1
     return 0
 

@@ -1,22 +1,6 @@
-"""Assignment 04-test-time: a BatchNorm1d with running statistics, momentum, folding.
-
-The student writes (numpy only):
-
-- ``class BatchNorm1d(num_features, eps=1e-5, momentum=0.1)`` with torch's attributes
-  ``weight`` (ones), ``bias`` (zeros), ``running_mean`` (zeros), ``running_var`` (ones),
-  ``num_batches_tracked`` (0), ``training`` (True), methods ``train(mode=True)``,
-  ``eval()`` and ``forward(x)`` for x (N, C) or (N, C, L). It must match
-  ``torch.nn.BatchNorm1d`` in float64 to rounding error: batch statistics and the
-  unbiased running variance in training, ``momentum=None`` as a cumulative average,
-  running statistics in eval (any N), ValueError for a training batch with one value per
-  channel;
-- ``keras_to_torch_momentum(m)``: ``1 - m``, ValueError outside [0, 1];
-- ``fold_batchnorm(W, b, gamma, beta, running_mean, running_var, eps=1e-5) -> (W', b')``
-  for a Linear (out, in) or conv (out, in, kh, kw) weight, ``b`` possibly None.
-
-References: ``normlab.BatchNorm1d`` (replayed call by call), ``normlab.keras_to_torch_momentum``,
-``normlab.fold_batchnorm``. Wrong answers: ``normlab_grading.grade.answer_models``.
-"""
+"""Assignment 04-test-time: its cases, references, checks with their recognised mistakes,
+test cells with points and the "mistake -> score" table (what the student writes: the
+package docstring; the mistakes' outputs: ``answers``)."""
 
 from __future__ import annotations
 
@@ -24,28 +8,24 @@ import numpy as np
 
 import normlab
 
-from ..cases import pick_shape, shape_text
-from ..judge import Problem
-from ..mistakes import Mistake
-from ..registry import Assignment, Cell, Check, Expected, register, register_assignment
-from normlab_grading.check.protocols.ch04 import (  # noqa: F401  the calling protocols
+from ...cases import pick_shape
+from ...mistakes import Mistake
+from ...registry import Assignment, Cell, Check, Expected, register, register_assignment
+from . import NAME, answers
+from normlab_grading.check.protocols.ch04 import (  # the calling protocols
     RAISED_VALUE_ERROR,
     RETURNED,
     RAISED_OTHER,
     _describe_layer,
     _describe_fold,
-    _state,
-    _run_calls,
     _call_layer,
     _call_single,
     _call_momentum,
     _call_fold,
     _describe_momentum,
-    _new_layer,
 )
 
 
-NAME = "04-test-time"
 LAYER = "BatchNorm1d"
 TOL = 1e-9  # float64 rounding, relative to the largest expected value
 
@@ -145,9 +125,6 @@ def _case_fold_conv(rng, hidden):
     return _fold_case(rng, hidden, _square_conv)
 
 
-# ----------------------------------------------------------------------------- protocols
-
-
 # ----------------------------------------------------------------------------- references
 def _ref_layer(case):
     layer = normlab.BatchNorm1d(case["gamma"].shape[0], eps=case["eps"],
@@ -187,13 +164,11 @@ def _ref_fold(case):
 
 # ----------------------------------------------------------------------------- mistakes
 def _layer(mistake, keys=None):
-    """The outputs of ``answer_models.bn_layer_replay`` with ``mistake``: only ``keys``
+    """The outputs of ``answers.bn_layer_replay`` with ``mistake``: only ``keys``
     (a callable ``case -> keys``, or a tuple; default the running statistics)."""
 
     def wrong(case):
-        from .. import answer_models
-
-        out = answer_models.bn_layer_replay(case, mistake)
+        out = answers.bn_layer_replay(case, mistake)
         ks = keys(case) if callable(keys) else (keys or ("running_mean", "running_var"))
         return {k: out[k] for k in ks}
 
@@ -335,9 +310,7 @@ MOMENTUM_WRONG_EXC = Mistake(
 
 def _fold(mistake):
     def wrong(case):
-        from .. import answer_models
-
-        return answer_models.fold_variant(case, mistake)
+        return answers.fold_variant(case, mistake)
 
     return wrong
 

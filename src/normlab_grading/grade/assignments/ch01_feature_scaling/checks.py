@@ -1,20 +1,6 @@
-"""Assignment 01-feature-scaling: scalers, leakage, conditioning, gradient-descent steps.
-
-The student writes:
-
-- ``class MinMaxScaler(feature_range=(0.0, 1.0))`` and ``class StandardScaler()``, each
-  with ``fit(X)`` (returns self), ``transform(X)`` and ``inverse_transform(X)``; per
-  feature, with the statistics of the data given to ``fit`` (population std);
-- ``scale_train_test(X_train, X_test) -> (X_train_scaled, X_test_scaled)``: standardize
-  both with a StandardScaler fitted on X_train only;
-- ``condition_number(X)``: ``lambda_max / lambda_min`` of the least-squares Hessian
-  ``H = X^T X / n`` (no intercept);
-- ``count_gd_iterations(X, y, lr, tol=1e-6, max_iter=100_000)``: the number of updates
-  ``w <- w - lr * X^T (X w - y) / n`` from ``w = 0`` until ``||g|| <= tol * ||g_0||``.
-
-References: ``normlab.MinMaxScaler``, ``normlab.StandardScaler``,
-``normlab.condition_number``, ``normlab.count_gd_iterations``.
-"""
+"""Assignment 01-feature-scaling: its cases, references, checks with their recognised mistakes,
+test cells with points and the "mistake -> score" table (what the student writes: the
+package docstring; the mistakes' outputs: ``answers``)."""
 
 from __future__ import annotations
 
@@ -22,10 +8,11 @@ import numpy as np
 
 import normlab
 
-from ..cases import pick_shape, shape_text
-from ..mistakes import Mistake, standardize
-from ..registry import Assignment, Cell, Check, Expected, register, register_assignment
-from normlab_grading.check.protocols.ch01 import (  # noqa: F401  the calling protocols
+from ...cases import pick_shape
+from ...mistakes import Mistake, standardize
+from ...registry import Assignment, Cell, Check, Expected, register, register_assignment
+from . import NAME, answers
+from normlab_grading.check.protocols.ch01 import (  # the calling protocols
     _describe_fit,
     _describe_new,
     _describe_gd,
@@ -38,7 +25,6 @@ from normlab_grading.check.protocols.ch01 import (  # noqa: F401  the calling pr
 )
 
 
-NAME = "01-feature-scaling"
 
 
 # ----------------------------------------------------------------------------- cases
@@ -108,40 +94,18 @@ def _case_gd(rng, hidden):
     return {"X": X, "y": y, "lr": float(1.0 / top), "tol": 1e-6}
 
 
-# ----------------------------------------------------------------------------- protocols
-
-
 # ----------------------------------------------------------------------------- wrong answers
-def _minmax(X, fit_on, feature_range=(0.0, 1.0), axis=0, divide_by_max=False, clip=False):
-    a, b = feature_range
-    lo = fit_on.min(axis=axis, keepdims=True)
-    hi = fit_on.max(axis=axis, keepdims=True)
-    span = hi if divide_by_max else hi - lo
-    out = a + (X - lo) / span * (b - a)
-    return np.clip(out, a, b) if clip else out
 
 
-def _minmax_inverse(Z, fit_on, feature_range=(0.0, 1.0), axis=0):
-    a, b = feature_range
-    lo = fit_on.min(axis=axis, keepdims=True)
-    hi = fit_on.max(axis=axis, keepdims=True)
-    return lo + (Z - a) / (b - a) * (hi - lo)
 
 
-def _stats(X, axis=0, ddof=0):
-    mean = X.mean(axis=axis, keepdims=True)
-    std = np.sqrt(((X - mean) ** 2).sum(axis=axis, keepdims=True) / (X.size / mean.size - ddof))
-    return mean, std
 
 
-def _standard_new(case, ddof=0):
-    mean, std = _stats(case["X_train"], 0, ddof)
-    return {"test": (case["X_test"] - mean) / std, "inverse": case["Z"] * std + mean}
 
 
 # min-max
 def _mm_fit(**kw):
-    return lambda case: {"out": _minmax(case["X"], case["X"], **kw)}
+    return lambda case: {"out": answers.minmax(case["X"], case["X"], **kw)}
 
 
 def _mm_new(inverse=True, **kw):
@@ -151,9 +115,9 @@ def _mm_new(inverse=True, **kw):
     def wrong(case):
         fr = kw.get("feature_range", case["feature_range"])
         args = {k: v for k, v in kw.items() if k != "feature_range"}
-        out = {"test": _minmax(case["X_test"], case["X_train"], fr, **args)}
+        out = {"test": answers.minmax(case["X_test"], case["X_train"], fr, **args)}
         if inverse:
-            out["inverse"] = _minmax_inverse(case["Z"], case["X_train"], fr,
+            out["inverse"] = answers.minmax_inverse(case["Z"], case["X_train"], fr,
                                              axis=args.get("axis", 0))
         return out
 
@@ -182,7 +146,7 @@ MM_REFIT = Mistake(
     "transform recomputes the minimum and maximum from the data it is given (here "
     "X_test): a scaler is fitted on the training data only, and transform must use the "
     "statistics learned by fit (otherwise test data leaks into the model).",
-    lambda case: {"test": _minmax(case["X_test"], case["X_test"], case["feature_range"])},
+    lambda case: {"test": answers.minmax(case["X_test"], case["X_test"], case["feature_range"])},
 )
 MM_RANGE_IGNORED = Mistake(
     "feature_range_ignored",
@@ -198,17 +162,13 @@ MM_CLIPPED = Mistake(
 )
 
 
-def _mm_inverse_ignores_range(case):
-    X = case["X_train"]
-    lo, hi = X.min(axis=0), X.max(axis=0)
-    return {"inverse": case["Z"] * (hi - lo) + lo}
 
 
 MM_INVERSE_RANGE = Mistake(
     "inverse_ignores_range",
     "inverse_transform ignores feature_range (it computes z * (max - min) + min); undo "
     "the transform: min + (z - a) / (b - a) * (max - min).",
-    _mm_inverse_ignores_range,
+    answers.mm_inverse_ignores_range,
 )
 MM_NEW_GLOBAL = Mistake("global_minmax", MM_GLOBAL.message, _mm_new(axis=None))
 MM_NEW_BY_MAX = Mistake("divide_by_max", MM_BY_MAX.message,
@@ -246,30 +206,24 @@ ST_REFIT = Mistake(
     lambda case: {"test": standardize(case["X_test"], 0)},
 )
 ST_NEW_UNBIASED = Mistake("unbiased_std", ST_UNBIASED.message,
-                          lambda case: _standard_new(case, ddof=1))
+                          lambda case: answers.standard_new(case, ddof=1))
 
 
-def _st_inverse_order(case):
-    mean, std = _stats(case["X_train"])
-    return {"inverse": (case["Z"] + mean) * std}
 
 
-def _st_inverse_divides(case):
-    mean, std = _stats(case["X_train"])
-    return {"inverse": case["Z"] / std + mean}
 
 
 ST_INVERSE_ORDER = Mistake(
     "inverse_wrong_order",
     "inverse_transform adds the mean before multiplying by the standard deviation; undo "
     "the steps in reverse order: x = z * std + mean.",
-    _st_inverse_order,
+    answers.st_inverse_order,
 )
 ST_INVERSE_DIVIDES = Mistake(
     "inverse_divides",
     "inverse_transform divides by the standard deviation again; to undo the division "
     "multiply: x = z * std + mean.",
-    _st_inverse_divides,
+    answers.st_inverse_divides,
 )
 
 # scale_train_test
@@ -281,9 +235,9 @@ def _tt(fit_on: str, ddof=0):
         if fit_on == "own":
             return {"train": standardize(tr, 0, ddof=ddof), "test": standardize(te, 0, ddof=ddof)}
         if fit_on == "all":
-            mean, std = _stats(np.vstack([tr, te]), ddof=ddof)
+            mean, std = answers.stats(np.vstack([tr, te]), ddof=ddof)
         else:
-            mean, std = _stats(tr, ddof=ddof)
+            mean, std = answers.stats(tr, ddof=ddof)
         return {"train": (tr - mean) / std, "test": (te - mean) / std}
 
     return wrong
@@ -311,9 +265,6 @@ TT_UNBIASED = Mistake(
 
 
 # condition number
-def _eigs(X, center=False):
-    Xc = X - X.mean(axis=0) if center else X
-    return np.linalg.eigvalsh(Xc.T @ Xc / X.shape[0])
 
 
 CN_SQRT = Mistake(
@@ -327,7 +278,7 @@ CN_CENTERED = Mistake(
     "centered_covariance",
     "uses the covariance matrix (features centred), but the Hessian of the least-squares "
     "loss without intercept is X^T X / n with X as it is: do not subtract the means.",
-    lambda case: {"kappa": (lambda e: e[-1] / e[0])(_eigs(case["X"], center=True))},
+    lambda case: {"kappa": (lambda e: e[-1] / e[0])(answers.eigs(case["X"], center=True))},
 )
 CN_DIAGONAL = Mistake(
     "diagonal_ratio",
@@ -345,18 +296,6 @@ CN_INVERTED = Mistake(
 
 
 # gradient descent
-def _gd_count(case, absolute=False):
-    X, y, lr, tol = case["X"], case["y"], case["lr"], case["tol"]
-    n = X.shape[0]
-    w = np.zeros(X.shape[1])
-    g = X.T @ (X @ w - y) / n
-    threshold = tol if absolute else tol * np.linalg.norm(g)
-    k = 0
-    while np.linalg.norm(g) > threshold and k < 100_000:
-        w = w - lr * g
-        g = X.T @ (X @ w - y) / n
-        k += 1
-    return k
 
 
 def _gd_ref(case):
@@ -381,7 +320,7 @@ GD_ABSOLUTE = Mistake(
     "stops when ||g|| <= tol (an absolute tolerance); the criterion is relative to the "
     "starting gradient: ||g(w_k)|| <= tol * ||g(w_0)||, which does not depend on the "
     "units of X and y.",
-    lambda case: {"n_iter": _gd_count(case, absolute=True)},
+    lambda case: {"n_iter": answers.gd_count(case, absolute=True)},
 )
 
 

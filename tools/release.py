@@ -9,9 +9,9 @@ fresh generation with the committed exercises/.
 
 Usage, from the repository root::
 
-    python -m normlab_grading.grade.release            # rewrite exercises/
-    python -m normlab_grading.grade.release --check    # exit 1 if exercises/ is out of date
-    python -m normlab_grading.grade.release 02-zscore  # only that assignment's folder
+    python tools/release.py            # rewrite exercises/
+    python tools/release.py --check    # exit 1 if exercises/ is out of date
+    python tools/release.py 02-zscore  # only that assignment's folder
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 
 __all__ = ["generate", "differences", "main"]
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def assignments(solutions: Path) -> list[str]:

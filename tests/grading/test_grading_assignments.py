@@ -1,12 +1,13 @@
-"""Assignments 04-test-time, 05-ics and 06-alternatives without nbgrader.
+"""Every assignment (discovered) without nbgrader, in process.
 
-- every row of each assignment's "mistake -> score" table, in process: the solution code
-  with that mistake (tests/grading_variants_04_06.py) fails exactly the declared test cells,
+- every row of each assignment's "mistake -> score" table: the solution code with that
+  mistake (the assignment's ``submissions.VARIANTS``) fails exactly the declared test cells,
   each with the declared message, and scores what the notebook's table says; the code that
-  calls the reference or a library routine fails the declared cells naming the routine;
-- the models of wrong answers (``normlab_grading.grade.answer_models``) are one mistake away from the
-  truth: without a mistake they give the references' answers (``normlab.BatchNorm1d``,
-  ``normlab.training``);
+  calls the reference or a library routine (``submissions.CHEATS``) fails the declared cells
+  naming the routine;
+- the models of answers where normlab has no reference (the assignments' ``answers``) are
+  one mistake away from the truth: without a mistake they give the references' answers
+  (``torch.nn.BatchNorm1d``, ``normlab.training``);
 - the group-norm predicate recognises a per-group affine map and nothing else;
 - the experiment's tripwire allowlist lets torch's BatchNorm1d through and nothing more;
 - the numpy notebooks (04, 06) do not import torch (the sandbox then masks it).
@@ -20,26 +21,33 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import sys
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
 
-from normlab_grading.grade import answer_models
-from normlab_grading.grade.authoring import build_notebook
-from normlab_grading.grade.cases import make_case
 from normlab_grading.check.checking import run_student
+from normlab_grading.check.tripwire import Tripwire
+from normlab_grading.grade import assignments
+from normlab_grading.grade.assignments.ch04_test_time import answers as answers_04
+from normlab_grading.grade.assignments.ch05_ics import answers as answers_05
+from normlab_grading.grade.assignments.ch06_alternatives import answers as answers_06
+from normlab_grading.check.protocols.ch06 import _per_group_affine
+from normlab_grading.grade.cases import make_case
 from normlab_grading.grade.judge import judge
 from normlab_grading.grade.registry import get_assignment, get_check
-from normlab_grading.check.tripwire import Tripwire
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from grading_variants_04_06 import CHEATS, VARIANTS  # noqa: E402
-
-ASSIGNMENTS = ["04-test-time", "05-ics", "06-alternatives"]
+ASSIGNMENTS = list(assignments.packages())
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def VARIANTS(name):  # noqa: N802  (the submissions' table)
+    return assignments.submissions(name).VARIANTS
+
+
+def CHEATS(name):  # noqa: N802
+    return assignments.submissions(name).CHEATS
 
 
 # ----------------------------------------------------------------------------- in process
@@ -52,10 +60,11 @@ _BASE: dict = {}
 
 
 def _notebook(name):
-    """(plain namespace, solution sources, [(grade_id, test source)]) of the solution
-    notebook; the plain cells before the last test cell are run once here."""
+    """(plain namespace, solution sources, [(grade_id, test source)]) of the committed
+    solution notebook (tests/grading/test_grading_checks.py checks it equals its source);
+    the plain cells before the last test cell are run once here."""
     if name not in _BASE:
-        nb = build_notebook(name)
+        nb = nbformat.read(ROOT / "solutions" / name / f"{name}.ipynb", as_version=4)
         graded = [i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade")]
         namespace = {"__name__": "__main__"}
         solutions, tests = {}, []
@@ -111,7 +120,7 @@ ROWS = [(name, row) for name in ASSIGNMENTS for row in get_assignment(name).expe
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_variants_cover_every_row(name):
     rows = {(r.check, r.mistake) for r in get_assignment(name).expected}
-    assert set(VARIANTS[name]) == rows
+    assert set(VARIANTS(name)) == rows
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
@@ -123,7 +132,7 @@ def test_solution_passes_in_process(name):
 @pytest.mark.parametrize("name, row", ROWS, ids=[f"{n}:{r.check}/{r.mistake}" for n, r in ROWS])
 def test_each_mistake_scores_what_the_table_says(name, row):
     decl = get_assignment(name)
-    results = run_in_process(name, VARIANTS[name][(row.check, row.mistake)])
+    results = run_in_process(name, VARIANTS(name)[(row.check, row.mistake)])
     failed = {g for g, text in results.items() if text}
     assert failed == set(row.fails), results
     for gid in row.fails:
@@ -135,10 +144,13 @@ def test_each_mistake_scores_what_the_table_says(name, row):
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_calling_the_reference_scores_zero_for_that_part(name):
-    for edits, fails, routine in CHEATS[name]:
+    assert len(CHEATS(name)) >= 2
+    cells = {c.grade_id for c in get_assignment(name).cells}
+    for edits, fails, routine in CHEATS(name):
         results = run_in_process(name, edits)
         failed = {g for g, text in results.items() if text}
-        assert failed == set(fails), (routine, results)
+        fails = cells if fails == "all" else set(fails)
+        assert failed == fails, (routine, results)
         for gid in fails:
             assert f"called {routine}" in results[gid], results[gid]
 
@@ -150,7 +162,7 @@ def test_layer_replay_without_mistake_is_torch_exact(cid):
     chk = get_check(cid)
     for seed, hidden in [(0, False), (5, True), (17, True)]:
         case = make_case(cid, seed, hidden)
-        verdict = judge(cid, case, answer_models.bn_layer_replay(case), hidden=hidden)
+        verdict = judge(cid, case, answers_04.bn_layer_replay(case), hidden=hidden)
         assert verdict.passed, verdict.message
     # and against torch itself, in float64
     torch = pytest.importorskip("torch")
@@ -160,7 +172,7 @@ def test_layer_replay_without_mistake_is_torch_exact(cid):
     with torch.no_grad():
         bn.weight.copy_(torch.tensor(case["gamma"]))
         bn.bias.copy_(torch.tensor(case["beta"]))
-        ours = answer_models.bn_layer_replay(case)
+        ours = answers_04.bn_layer_replay(case)
         for i, mode in enumerate(case["modes"]):
             bn.train(mode == "train")
             out = bn(torch.tensor(case[f"x{i}"])).numpy()
@@ -179,7 +191,7 @@ def test_article002_run_equals_normlab_training():
     torch.set_num_threads(1)
     try:
         for use_bn in (True, False):
-            ours = answer_models.article002_run(5, use_bn, 2)
+            ours = answers_05.article002_run(5, use_bn, 2)
             torch.manual_seed(5)
             model = training.mlp(20, (64, 64), norm="bn" if use_bn else None)
             hist = training.train(model, tensors, epochs=2, lr=0.1, optimizer="sgd", seed=5)
@@ -190,18 +202,16 @@ def test_article002_run_equals_normlab_training():
 
 
 def test_group_norm_predicate_recognises_per_group_affine_only():
-    from normlab_grading.grade.assignments import ch06_alternatives as ch06
-
     chk = get_check("group_norm")
     for seed, hidden in [(0, False), (2, True), (9, True)]:
         case = make_case("group_norm", seed, hidden)
         ref = chk.reference(case)["out"]
-        x_hat = answer_models.groupnorm_x_hat(case)
+        x_hat = answers_06.groupnorm_x_hat(case)
         G, c = case["num_groups"], case["x"].shape[1]
         per_group = np.repeat(np.linspace(0.5, 2.0, G), c // G)[None, :, None, None]
         wrong = per_group * x_hat + np.repeat(np.arange(G), c // G)[None, :, None, None]
-        assert not ch06._per_group_affine(case, "out", ref, {"out": ref})
-        assert ch06._per_group_affine(case, "out", wrong, {"out": ref})
+        assert not _per_group_affine(case, "out", ref, {"out": ref})
+        assert _per_group_affine(case, "out", wrong, {"out": ref})
         assert judge("group_norm", case, {"out": wrong}).mistake_id == "affine_per_group"
 
 
@@ -247,11 +257,12 @@ def test_answer_models_are_forbidden_in_graded_code():
     case = make_case("fold_linear")
 
     def fold(W, b, gamma, beta, running_mean, running_var, eps=1e-5):
-        answer_models.fold_variant(dict(case), "no_sqrt")
+        answers_04.fold_variant(dict(case), "no_sqrt")
         return W, b
 
     run = run_student(get_check("fold_linear"), fold, case)
-    assert run.tripwire and run.tripwire.startswith("normlab_grading.grade.answer_models")
+    assert run.tripwire and run.tripwire.startswith(
+        "normlab_grading.grade.assignments.ch04_test_time.answers")
 
 
 @pytest.mark.parametrize("name", ["04-test-time", "06-alternatives"])
@@ -265,7 +276,7 @@ def test_numpy_notebooks_do_not_import_torch(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_pipeline_submissions_in_process(name):
-    """The made-up submissions of tests/test_grading_pipeline.py (mistakes packed several to a
+    """The made-up submissions of tests/grading/test_grading_pipeline.py (mistakes packed several to a
     submission) score and explain as expected, in process: mistakes packed together must not
     interact."""
     import test_grading_pipeline as pipeline
@@ -282,10 +293,3 @@ def test_pipeline_submissions_in_process(name):
             if key is not None and key not in results.get(gid, ""):
                 problems.append(f"{st.name}/{gid}: {key[:60]!r} not in {results.get(gid)!r}")
     assert not problems, "\n".join(problems)
-
-
-@pytest.mark.parametrize("name", ASSIGNMENTS)
-def test_mistake_ids_are_unique_in_the_table(name):
-    """The pipeline test finds a mistake's submission by the mistake id in its name."""
-    ids = [row.mistake for row in get_assignment(name).expected]
-    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)

@@ -1,10 +1,6 @@
-"""Assignment 02-zscore: ``zscore(X, ddof=0, eps=0.0)`` and its edge cases.
-
-The student writes ``zscore(X, ddof=0, eps=0.0)``: per feature (column) of ``X``
-(n_samples, n_features), or of a 1-D ``X`` as one feature, ``(X - mean) / sqrt(var + eps)``
-with ``var = sum((X - mean)**2) / (n - ddof)``; a constant feature maps to 0 when eps is 0;
-``n - ddof <= 0`` raises ValueError. Reference: ``normlab.zscore``.
-"""
+"""Assignment 02-zscore: its cases, references, checks with their recognised mistakes,
+test cells with points and the "mistake -> score" table (what the student writes: the
+package docstring; the mistakes' outputs: ``answers``)."""
 
 from __future__ import annotations
 
@@ -12,10 +8,11 @@ import numpy as np
 
 import normlab
 
-from ..cases import pick_shape, shape_text
-from ..mistakes import Mistake, nonfinite_in, standardize
-from ..registry import Assignment, Cell, Check, Expected, register, register_assignment
-from normlab_grading.check.protocols.ch02 import (  # noqa: F401  the calling protocols
+from ...cases import pick_shape
+from ...mistakes import Mistake, standardize
+from ...registry import Assignment, Cell, Check, Expected, register, register_assignment
+from . import NAME, answers
+from normlab_grading.check.protocols.ch02 import (  # the calling protocols
     _describe,
     _call,
     _call_1d,
@@ -29,7 +26,6 @@ from normlab_grading.check.protocols.ch02 import (  # noqa: F401  the calling pr
 )
 
 
-NAME = "02-zscore"
 FN = "zscore"
 
 
@@ -84,9 +80,6 @@ def _case_too_few(rng, hidden):
             "X_ok": rng.standard_normal((2, d)) * 2 + 1}
 
 
-# ----------------------------------------------------------------------------- protocols
-
-
 # outcome codes of the "too few samples" check
 
 
@@ -139,18 +132,13 @@ DDOF_IGNORED = Mistake(
 )
 
 
-def _bessel_inverted(case):
-    X = case["X"]
-    n, ddof = X.shape[0], case["ddof"]
-    var = X.var(axis=0) * (n - ddof) / n
-    return {"out": (X - X.mean(axis=0)) / np.sqrt(var)}
 
 
 BESSEL_INVERTED = Mistake(
     "bessel_inverted",
     "applies the ddof correction the wrong way round: the variance with ddof is "
     "sum((x - mean)**2) / (n - ddof), i.e. the population variance times n / (n - ddof).",
-    _bessel_inverted,
+    answers.bessel_inverted,
 )
 EPS_OUTSIDE = Mistake(
     "eps_outside_sqrt",
@@ -175,18 +163,13 @@ CONSTANT_NAN = Mistake(
 )
 
 
-def _constant_raw(case):
-    X = case["X"]
-    out = normlab.zscore(X)
-    out[:, case["constant"]] = X[:, case["constant"]]
-    return {"out": out}
 
 
 CONSTANT_RAW = Mistake(
     "constant_not_centered",
     "leaves a constant feature at its raw value; it must still be centred, which makes "
     "it 0 (x - mean = 0).",
-    _constant_raw,
+    answers.constant_raw,
 )
 
 

@@ -1,22 +1,6 @@
-"""Assignment 03-batchnorm-math: batch norm forward/backward, spatial BN, gradient check.
-
-The student writes (CS231n's functional style, numpy only):
-
-- ``batchnorm_forward(x, gamma, beta, eps=1e-5) -> (out, cache)``, x (N, D), training mode
-  (batch mean, BIASED batch variance), ``cache = (x, x_hat, mu, var, gamma, eps)``;
-- ``batchnorm_backward(dout, cache) -> (dx, dgamma, dbeta)``, staged through the graph;
-- ``batchnorm_backward_alt(dout, cache)``, the same in closed form;
-- ``spatial_batchnorm_forward(x, gamma, beta, eps=1e-5) -> (out, cache)``, x (N, C, H, W),
-  statistics per channel over (N, H, W), the same cache layout with x_hat 4-D and
-  mu, var of shape (C,); ``spatial_batchnorm_backward(dout, cache)``;
-- ``numerical_gradient(f, x, dout, h=1e-5)`` (centred differences of sum(f(x) * dout))
-  and ``rel_error(a, b)`` (max |a - b| / max(1e-8, |a| + |b|)).
-
-The backward checks pass the student a cache built by the grader in the documented layout,
-so a wrong forward pass does not also cost the backward points.
-References: ``normlab.batchnorm_*``, ``normlab.spatial_batchnorm_*``,
-``normlab.numerical_gradient``, ``normlab.rel_error``.
-"""
+"""Assignment 03-batchnorm-math: its cases, references, checks with their recognised mistakes,
+test cells with points and the "mistake -> score" table (what the student writes: the
+package docstring; the mistakes' outputs: ``answers``)."""
 
 from __future__ import annotations
 
@@ -24,19 +8,15 @@ import numpy as np
 
 import normlab
 
-from ..cases import pick_shape, shape_text
-from ..judge import Problem
-from ..mistakes import Mistake
-from ..registry import Assignment, Cell, Check, Expected, register, register_assignment
-from normlab_grading.check.protocols.ch03 import (  # noqa: F401  the calling protocols
-    CACHE_LAYOUT,
+from ...cases import pick_shape
+from ...mistakes import Mistake, reduce_axes
+from ...registry import Assignment, Cell, Check, Expected, register, register_assignment
+from . import NAME, answers
+from normlab_grading.check.protocols.ch03 import (  # the calling protocols
     _describe_bn,
     _describe_numgrad,
     _describe_rel,
-    _forward_outputs,
     _call_forward,
-    _grader_cache,
-    _backward_outputs,
     _call_backward,
     _tanh_layer,
     _call_numgrad,
@@ -44,7 +24,6 @@ from normlab_grading.check.protocols.ch03 import (  # noqa: F401  the calling pr
 )
 
 
-NAME = "03-batchnorm-math"
 
 
 # ----------------------------------------------------------------------------- cases
@@ -128,42 +107,11 @@ def _case_rel_error(rng, hidden):
     return {"a1": a1, "b1": b1, "a2": a2, "b2": b2, "a3": a3, "b3": b3}
 
 
-# ----------------------------------------------------------------------------- protocols
-
-
 # ----------------------------------------------------------------------------- wrong answers
-def _axes(x):
-    return (0,) + tuple(range(2, x.ndim))
-
-
-def _bn(x, gamma, beta, eps, axes=None, ddof=0, eps_mode="inside", affine="normal"):
-    """A batch-norm forward with the usual mistakes; returns the forward-check outputs."""
-    axes = _axes(x) if axes is None else axes
-    keep = [1] * x.ndim
-    keep[1] = -1
-    g, b = gamma.reshape(keep), beta.reshape(keep)
-    mu = x.mean(axis=axes, keepdims=True)
-    n = x.size // mu.size
-    var = ((x - mu) ** 2).sum(axis=axes, keepdims=True) / (n - ddof)
-    if eps_mode == "inside":
-        std = np.sqrt(var + eps)
-    elif eps_mode == "outside":
-        std = np.sqrt(var) + eps
-    else:
-        std = np.sqrt(var)
-    with np.errstate(all="ignore"):
-        x_hat = (x - mu) / std
-    if affine == "normal":
-        out = g * x_hat + b
-    elif affine == "swapped":
-        out = b * x_hat + g
-    else:
-        out = x_hat
-    return {"out": out, "x_hat": x_hat}
 
 
 def _fw(**kw):
-    return lambda case: _bn(case["x"], case["gamma"], case["beta"], case["eps"], **kw)
+    return lambda case: answers.bn_forward(case["x"], case["gamma"], case["beta"], case["eps"], **kw)
 
 
 FW_UNBIASED = Mistake(
@@ -213,24 +161,12 @@ SP_PER_POSITION = Mistake(
     "normalizes each (c, h, w) position over the batch only (axis 0, as if the image were "
     "a flat vector of C*H*W features); spatial batch norm shares one mean and variance "
     "per channel over N, H and W (axes 0, 2, 3).",
-    lambda case: _bn_per_position(case),
+    lambda case: answers.bn_per_position(case),
 )
 
 
-def _bn_per_position(case):
-    x = case["x"]
-    mu = x.mean(axis=0, keepdims=True)
-    var = x.var(axis=0, keepdims=True)
-    x_hat = (x - mu) / np.sqrt(var + case["eps"])
-    g, b = case["gamma"][None, :, None, None], case["beta"][None, :, None, None]
-    return {"out": g * x_hat + b, "x_hat": x_hat}
 
 
-def _no_transpose(case):
-    x = case["x"]
-    c = x.shape[1]
-    r = _bn(x.reshape(-1, c), case["gamma"], case["beta"], case["eps"])
-    return {"out": r["out"].reshape(x.shape), "x_hat": r["x_hat"].reshape(x.shape)}
 
 
 SP_NO_TRANSPOSE = Mistake(
@@ -238,7 +174,7 @@ SP_NO_TRANSPOSE = Mistake(
     "reshapes (N, C, H, W) straight to (N*H*W, C), which mixes channels and positions: "
     "move the channel axis last first, x.transpose(0, 2, 3, 1).reshape(-1, C), and undo "
     "both steps on the way back.",
-    _no_transpose,
+    answers.no_transpose,
 )
 SP_UNBIASED = Mistake("unbiased_variance", FW_UNBIASED.message, _fw(ddof=1))
 SP_OVER_C = Mistake(
@@ -250,23 +186,13 @@ SP_OVER_C = Mistake(
 )
 
 
-def _closed_form(dout, x_hat, gamma, var, eps, axes, mean_term=True, var_term=1.0,
-                 use_gamma=True, n_minus_one=False):
-    keep = [1] * dout.ndim
-    keep[1] = -1
-    g = gamma.reshape(keep) if use_gamma else 1.0
-    invstd = 1.0 / np.sqrt(var.reshape(keep) + eps)
-    n = dout.size // gamma.size
-    m1 = dout.mean(axis=axes, keepdims=True) if mean_term else 0.0
-    s = (dout * x_hat).sum(axis=axes, keepdims=True) / (n - 1 if n_minus_one else n)
-    return g * invstd * (dout - m1 - var_term * x_hat * s)
 
 
 def _dx(**kw):
     def wrong(case):
         dout = case["dout"]
-        return {"dx": _closed_form(dout, case["x_hat"], case["gamma"], case["var"],
-                                   case["eps"], _axes(dout), **kw)}
+        return {"dx": answers.closed_form(dout, case["x_hat"], case["gamma"], case["var"],
+                                   case["eps"], reduce_axes(dout.ndim), **kw)}
 
     return wrong
 
@@ -306,38 +232,30 @@ BW_N_MINUS_ONE = Mistake(
 DX_MISTAKES = (BW_VAR_MISSING, BW_MEAN_MISSING, BW_VAR_SIGN, BW_NO_GAMMA, BW_N_MINUS_ONE)
 
 
-def _dparams(case, axes, use_x=False, mean=False, swap=False):
-    dout = case["dout"]
-    xh = case["x"] if use_x else case["x_hat"]
-    red = np.mean if mean else np.sum
-    dgamma, dbeta = red(dout * xh, axis=axes), red(dout, axis=axes)
-    if swap:
-        dgamma, dbeta = dbeta, dgamma
-    return {"dgamma": dgamma, "dbeta": dbeta}
 
 
 DP_WRONG_AXIS = Mistake(
     "dparams_wrong_axis",
     "sums dgamma and dbeta over the features (axis=1); gamma and beta have one entry per "
     "feature, so their gradients are summed over the batch (axis=0), shape (D,).",
-    lambda case: _dparams(case, 1),
+    lambda case: answers.dparams(case, 1),
 )
 DP_USES_X = Mistake(
     "dgamma_uses_x",
     "computes dgamma from x instead of x_hat: out = gamma * x_hat + beta, so "
     "dgamma = sum(dout * x_hat).",
-    lambda case: _dparams(case, _axes(case["dout"]), use_x=True),
+    lambda case: answers.dparams(case, reduce_axes(case["dout"].ndim), use_x=True),
 )
 DP_MEAN = Mistake(
     "dparams_mean",
     "averages dgamma and dbeta over the batch instead of summing: each sample's output "
     "depends on gamma and beta, so the contributions add up.",
-    lambda case: _dparams(case, _axes(case["dout"]), mean=True),
+    lambda case: answers.dparams(case, reduce_axes(case["dout"].ndim), mean=True),
 )
 DP_SWAPPED = Mistake(
     "dparams_swapped",
     "swaps dgamma and dbeta: dbeta = sum(dout), dgamma = sum(dout * x_hat).",
-    lambda case: _dparams(case, _axes(case["dout"]), swap=True),
+    lambda case: answers.dparams(case, reduce_axes(case["dout"].ndim), swap=True),
 )
 DP_MISTAKES = (DP_WRONG_AXIS, DP_USES_X, DP_MEAN, DP_SWAPPED)
 
@@ -345,123 +263,75 @@ SB_OVER_N = Mistake(
     "dparams_over_N_only",
     "sums dgamma and dbeta over the batch axis only (shape (C, H, W)); gamma and beta are "
     "per channel, so sum over N, H and W (axes 0, 2, 3), shape (C,).",
-    lambda case: _dparams(case, 0),
+    lambda case: answers.dparams(case, 0),
 )
 SB_OVER_NC = Mistake(
     "dparams_over_NC",
     "sums dgamma and dbeta over (N, C) instead of (N, H, W): they are per channel, summed "
     "over axes (0, 2, 3), shape (C,).",
-    lambda case: _dparams(case, (0, 1)),
+    lambda case: answers.dparams(case, (0, 1)),
 )
 
 
-def _sb_no_transpose(case):
-    dout, x_hat = case["dout"], case["x_hat"]
-    c = dout.shape[1]
-    d2, xh2 = dout.reshape(-1, c), x_hat.reshape(-1, c)
-    dx = _closed_form(d2, xh2, case["gamma"], case["var"], case["eps"], (0,))
-    return {"dx": dx.reshape(dout.shape), "dgamma": (d2 * xh2).sum(0), "dbeta": d2.sum(0)}
 
 
 SB_NO_TRANSPOSE = Mistake("reshape_without_transpose", SP_NO_TRANSPOSE.message,
-                          _sb_no_transpose)
+                          answers.sb_no_transpose)
 
 
 # numerical gradient
-def _numgrad_variant(case, mode):
-    f = _tanh_layer(case["W"], case["b"])
-    x = np.array(case["x"], dtype=np.float64)
-    dout, h = case["dout"], case["h"]
-    grad = np.zeros_like(x)
-    for ix in np.ndindex(x.shape):
-        old = x[ix]
-        x[ix] = old + h
-        pos = f(x)
-        if mode == "forward":
-            x[ix] = old
-            neg = f(x)
-            grad[ix] = np.sum((pos - neg) * dout) / h
-            continue
-        x[ix] = old - h
-        neg = f(x)
-        if mode != "not_restored":
-            x[ix] = old
-        if mode == "no_dout":
-            grad[ix] = np.sum(pos - neg) / (2 * h)
-        elif mode == "by_h":
-            grad[ix] = np.sum((pos - neg) * dout) / h
-        else:
-            grad[ix] = np.sum((pos - neg) * dout) / (2 * h)
-    return grad, x
 
 
 NG_FORWARD = Mistake(
     "forward_difference",
     "uses a one-sided difference (f(x + h) - f(x)) / h, whose error is O(h); use centred "
     "differences (f(x + h) - f(x - h)) / (2h), error O(h**2).",
-    lambda case: {"grad": _numgrad_variant(case, "forward")[0]},
+    lambda case: {"grad": answers.numgrad_variant(case, "forward")[0]},
 )
 NG_BY_H = Mistake(
     "divided_by_h",
     "divides the centred difference by h instead of 2h: the two points are 2h apart.",
-    lambda case: {"grad": _numgrad_variant(case, "by_h")[0]},
+    lambda case: {"grad": answers.numgrad_variant(case, "by_h")[0]},
 )
 NG_NO_DOUT = Mistake(
     "dout_ignored",
     "sums the change of f over all outputs without weighting it by dout: the gradient of "
     "sum(f(x) * dout) is sum((f(x + h) - f(x - h)) * dout) / (2h).",
-    lambda case: {"grad": _numgrad_variant(case, "no_dout")[0]},
+    lambda case: {"grad": answers.numgrad_variant(case, "no_dout")[0]},
 )
 NG_NOT_RESTORED = Mistake(
     "x_not_restored",
     "does not put x[i] back after perturbing it, so every later entry is measured at a "
     "shifted point (and the caller's x is changed): restore x[i] = old after each entry.",
-    lambda case: {"grad": _numgrad_variant(case, "not_restored")[0]},
+    lambda case: {"grad": answers.numgrad_variant(case, "not_restored")[0]},
 )
 
 
-def _rel_variant(case, mode):
-    out = []
-    for i in (1, 2, 3):
-        a, b = case[f"a{i}"], case[f"b{i}"]
-        num = np.abs(a - b)
-        if mode == "no_abs_denominator":
-            den = np.maximum(1e-8, a + b)
-        elif mode == "no_floor":
-            den = np.abs(a) + np.abs(b)
-        elif mode == "max_denominator":
-            den = np.maximum(1e-8, np.maximum(np.abs(a), np.abs(b)))
-        else:
-            den = np.maximum(1e-8, np.abs(a) + np.abs(b))
-        with np.errstate(all="ignore"):
-            r = num / den
-        out.append(float(np.mean(r) if mode == "mean" else np.max(r)))
-    return {"errors": np.array(out)}
 
 
 RE_MEAN = Mistake(
     "mean_not_max",
     "averages the entrywise relative errors; a gradient check reports the WORST entry: "
     "max(|a - b| / max(1e-8, |a| + |b|)).",
-    lambda case: _rel_variant(case, "mean"),
+    lambda case: answers.rel_variant(case, "mean"),
 )
 RE_NO_FLOOR = Mistake(
     "no_floor",
     "divides by |a| + |b| without the floor, so entries where a and b are both 0 give "
     "0 / 0 = NaN: divide by max(1e-8, |a| + |b|).",
-    lambda case: _rel_variant(case, "no_floor"),
+    lambda case: answers.rel_variant(case, "no_floor"),
 )
 RE_NO_ABS = Mistake(
     "no_abs_in_denominator",
     "divides by a + b instead of |a| + |b|, which is wrong where a and b have opposite "
     "signs: use max(1e-8, |a| + |b|).",
-    lambda case: _rel_variant(case, "no_abs_denominator"),
+    lambda case: answers.rel_variant(case, "no_abs_denominator"),
 )
 RE_MAX_DEN = Mistake(
     "max_in_denominator",
     "divides by max(|a|, |b|) instead of |a| + |b|; the course's rel_error is "
     "max(|a - b| / max(1e-8, |a| + |b|)), as in CS231n.",
-    lambda case: _rel_variant(case, "max_denominator"),
+    lambda case: answers.rel_variant(case, "max_denominator"),
 )
 
 

@@ -1,27 +1,6 @@
-"""Assignment 05-ics: internal covariate shift, measured, and one experiment.
-
-The student writes:
-
-- ``input_drift(H) -> (drift, jump, rel_jump)`` (numpy): from a layer's inputs ``H``
-  (P, B, U) recorded at P times on the same probe batch of B examples, per unit the mean and
-  the biased std over the batch, then ``drift = mean_j |mu_last - mu_first|``,
-  ``jump = mean_{t,j} |mu_{t+1} - mu_t|`` and ``rel_jump = jump / mean_{t,j} sigma_t``;
-- ``gradient_change(loss_fn, params, target, preceding, lr) -> (diff, cos)`` (torch
-  autograd): Santurkar et al.'s ICS, ``||G - G'||`` and ``cos(G, G')`` for the gradient of
-  ``params[target]`` before / after the ``preceding`` parameters take one SGD step;
-- ``loss_along_gradient(loss_fn, params, step_sizes) -> (losses, grad_changes, beta)``:
-  the loss and the gradient change at ``theta - eta g`` and the effective beta-smoothness;
-- ``run_experiment(seed, use_bn, epochs)``: article 002's MLP trained with plain SGD, with
-  or without BN, returning the per-epoch training loss (eval mode).
-
-``loss_fn`` is built here from the case (a small MLP in plain torch operations, batch norm
-written out, so the tripwire does not see torch's batch norm), ``params`` maps names to
-float64 tensors. References: ``normlab.ics.drift_summary``,
-``gradient_change`` and ``landscape_along_gradient``; the experiment is
-``normlab_grading.grade.answer_models.article002_run`` (equal to ``normlab.training``'s loop, tested).
-Wrong answers: ``normlab_grading.grade.answer_models``. Nothing here imports torch at import time (the
-sandbox masks torch for assignments that do not use it).
-"""
+"""Assignment 05-ics: its cases, references, checks with their recognised mistakes,
+test cells with points and the "mistake -> score" table (what the student writes: the
+package docstring; the mistakes' outputs: ``answers``)."""
 
 from __future__ import annotations
 
@@ -29,18 +8,16 @@ import re
 
 import numpy as np
 
-from ..cases import pick_shape
-from ..judge import Problem
-from ..mistakes import Mistake
-from ..registry import Assignment, Cell, Check, Expected, register, register_assignment
-from normlab_grading.check.protocols.ch05 import (  # noqa: F401  the calling protocols
+from ...cases import pick_shape
+from ...mistakes import Mistake
+from ...registry import Assignment, Cell, Check, Expected, register, register_assignment
+from . import NAME, answers
+from normlab_grading.check.protocols.ch05 import (  # the calling protocols
     _param_names,
     network,
     _describe_drift,
     _describe_net,
     _describe_experiment,
-    _plain,
-    _tuple_outputs,
     _call_drift,
     _call_gc,
     _call_landscape,
@@ -48,7 +25,6 @@ from normlab_grading.check.protocols.ch05 import (  # noqa: F401  the calling pr
 )
 
 
-NAME = "05-ics"
 # the experiment trains with torch.nn.BatchNorm1d: not the graded job here
 TORCH_BATCHNORM = ("torch.nn.modules.batchnorm", "torch.nn.functional.batch_norm",
                    "torch.batch_norm")
@@ -124,14 +100,9 @@ def _case_experiment(use_bn):
 # ----------------------------------------------------------------------------- the network
 
 
-# ----------------------------------------------------------------------------- protocols
-
-
 # ----------------------------------------------------------------------------- references
 def _ref_drift(case):
-    from .. import answer_models
-
-    return answer_models.drift_statistics(case["H"])
+    return answers.drift_statistics(case["H"])
 
 
 def _loss_r(loss_fn):
@@ -160,17 +131,13 @@ def _ref_landscape(case):
 
 
 def _ref_experiment(case):
-    from .. import answer_models
-
-    return {"losses": answer_models.article002_run(case["seed"], case["use_bn"], case["epochs"])}
+    return {"losses": answers.article002_run(case["seed"], case["use_bn"], case["epochs"])}
 
 
 # ----------------------------------------------------------------------------- mistakes
 def _drift(mistake, keys=("drift", "jump", "rel_jump")):
     def wrong(case):
-        from .. import answer_models
-
-        out = answer_models.drift_statistics(case["H"], mistake)
+        out = answers.drift_statistics(case["H"], mistake)
         return {k: out[k] for k in keys}
 
     return wrong
@@ -213,10 +180,8 @@ DRIFT_FIRST_STD = Mistake(
 
 def _gc(mistake, keys):
     def wrong(case):
-        from .. import answer_models
-
         loss_fn, params = network(case)
-        out = answer_models.gradient_change_variant(loss_fn, params, case["target"],
+        out = answers.gradient_change_variant(loss_fn, params, case["target"],
                                                     list(case["preceding"]), case["lr"],
                                                     mistake)
         return {k: out[k] for k in keys}
@@ -254,10 +219,8 @@ def _gc_mistakes(key, ids):
 
 def _land(mistake):
     def wrong(case):
-        from .. import answer_models
-
         loss_fn, params = network(case)
-        out = answer_models.landscape_variant(loss_fn, params, list(case["step_sizes"]),
+        out = answers.landscape_variant(loss_fn, params, list(case["step_sizes"]),
                                               mistake)
         keys = {"ascent": ("loss", "grad_change", "beta"),
                 "normalized_direction": ("loss", "grad_change", "beta"),
@@ -287,9 +250,7 @@ LAND_MISTAKES = (
 
 def _exp(mistake):
     def wrong(case):
-        from .. import answer_models
-
-        return {"losses": answer_models.article002_run(case["seed"], case["use_bn"],
+        return {"losses": answers.article002_run(case["seed"], case["use_bn"],
                                                         case["epochs"], mistake)}
 
     return wrong

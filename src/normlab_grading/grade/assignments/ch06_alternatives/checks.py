@@ -1,26 +1,6 @@
-"""Assignment 06-alternatives: LN/IN/GN through one function, weight norm, spectral norm,
-batch renormalization (numpy only).
-
-The student writes:
-
-- ``normalize(x, axes, eps=1e-5)``: ``(x - mean) / sqrt(var + eps)`` over ``axes``, biased;
-- ``layer_norm(x, gamma, beta, eps)`` (x (N, C, H, W), gamma/beta (C, H, W)),
-  ``instance_norm(x, gamma, beta, eps)`` and ``group_norm(x, gamma, beta, num_groups, eps)``
-  (gamma/beta (C,)), all through ``normalize``;
-- ``weight_norm(v, g) -> w`` (v (out, in), g (out,), one norm per row) and
-  ``weight_norm_backward(dw, v, g) -> (dv, dg)``;
-- ``spectral_norm(W, u, v, n_power_iterations=1, eps=1e-12) -> (W_sn, u, v, sigma)``, torch's
-  training-mode order (u from v first, then v from u, ``normalize(a) = a / max(||a||, eps)``);
-- ``batch_renorm_forward(x, gamma, beta, running_mean, running_var, r_max, d_max, eps=1e-5,
-  momentum=0.1) -> (out, r, d, new_running_mean, new_running_var)`` for x (N, C) and
-  ``batch_renorm_backward(dout, cache) -> (dx, dgamma, dbeta)`` with the documented
-  ``cache = (x0, r, d, sigma_B, sigma, gamma)`` built here, r and d held constant.
-
-References: ``normlab.norm_over_axes_forward``, ``layernorm_forward``,
-``instancenorm_forward``, ``groupnorm_forward``, ``weightnorm_forward``/``_backward``,
-``spectral_norm``, ``batchrenorm_forward``/``_backward``. Wrong answers:
-``normlab_grading.grade.answer_models``.
-"""
+"""Assignment 06-alternatives: its cases, references, checks with their recognised mistakes,
+test cells with points and the "mistake -> score" table (what the student writes: the
+package docstring; the mistakes' outputs: ``answers``)."""
 
 from __future__ import annotations
 
@@ -28,17 +8,16 @@ import numpy as np
 
 import normlab
 
-from ..cases import pick_shape, shape_text
-from ..judge import Problem
-from ..mistakes import Mistake
-from ..registry import Assignment, Cell, Check, Expected, register, register_assignment
-from normlab_grading.check.protocols.ch06 import (  # noqa: F401  the calling protocols
+from ...cases import pick_shape
+from ...mistakes import Mistake
+from ...registry import Assignment, Cell, Check, Expected, register, register_assignment
+from . import NAME, answers
+from normlab_grading.check.protocols.ch06 import (  # the calling protocols
     _describe_norm,
     _describe_wn,
     _describe_sn,
     _describe_renorm,
     _describe_renorm_backward,
-    _pair,
     _call_normalize,
     _call_affine,
     _call_group,
@@ -51,7 +30,6 @@ from normlab_grading.check.protocols.ch06 import (  # noqa: F401  the calling pr
 )
 
 
-NAME = "06-alternatives"
 TOL = 1e-9
 
 
@@ -158,9 +136,6 @@ def _case_renorm_backward(rng, hidden):
     return case
 
 
-# ----------------------------------------------------------------------------- protocols
-
-
 # ----------------------------------------------------------------------------- references
 def _ref_normalize(case):
     x = case["x"]
@@ -222,9 +197,7 @@ def _ref_renorm_backward(case):
 # ----------------------------------------------------------------------------- mistakes
 def _norm(kind, mistake):
     def wrong(case):
-        from .. import answer_models
-
-        return {"out": answer_models.norm_variant(case, kind, mistake)}
+        return {"out": answers.norm_variant(case, kind, mistake)}
 
     return wrong
 
@@ -268,9 +241,7 @@ INSTANCE_MISTAKES = (
 
 def _group(mistake):
     def wrong(case):
-        from .. import answer_models
-
-        return {"out": answer_models.groupnorm_variant(case, mistake)}
+        return {"out": answers.groupnorm_variant(case, mistake)}
 
     return wrong
 
@@ -297,22 +268,18 @@ GROUP_MISTAKES = (
 
 def _gn_normalize(case, mistake):
     """Group norm whose normalize() has ``mistake`` (a mistake of normalize_axes)."""
-    from .. import answer_models
-
     x, G = case["x"], case["num_groups"]
     n, c = x.shape[:2]
     xg = x.reshape(n, G, c // G, *x.shape[2:])
     sub = {"x": xg, "axes": tuple(range(2, xg.ndim)), "eps": case["eps"]}
-    x_hat = answer_models.norm_variant(sub, "normalize", mistake).reshape(x.shape)
+    x_hat = answers.norm_variant(sub, "normalize", mistake).reshape(x.shape)
     keep = (1, -1) + (1,) * (x.ndim - 2)
     return case["gamma"].reshape(keep) * x_hat + case["beta"].reshape(keep)
 
 
 def _wn(mistake):
     def wrong(case):
-        from .. import answer_models
-
-        return answer_models.weightnorm_variant(case, mistake)
+        return answers.weightnorm_variant(case, mistake)
 
     return wrong
 
@@ -347,9 +314,7 @@ WN_DV_MISTAKES = (
 
 def _sn(mistake):
     def wrong(case):
-        from .. import answer_models
-
-        return answer_models.spectral_variant(case, mistake)
+        return answers.spectral_variant(case, mistake)
 
     return wrong
 
@@ -381,18 +346,14 @@ SN_EPS_MISTAKES = (
 
 def _renorm(mistake):
     def wrong(case):
-        from .. import answer_models
-
-        return answer_models.renorm_forward_variant(case, mistake)
+        return answers.renorm_forward_variant(case, mistake)
 
     return wrong
 
 
 def _renorm_back(mistake):
     def wrong(case):
-        from .. import answer_models
-
-        return answer_models.renorm_backward_variant(case, mistake)
+        return answers.renorm_backward_variant(case, mistake)
 
     return wrong
 
