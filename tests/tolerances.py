@@ -104,6 +104,85 @@ def normalization_tolerances(x, dout, *, axes, eps, gamma=None, beta=None, param
             for k, v in tol.items()}
 
 
+
+def batchnorm_eval_tolerances(x, dout, running_mean, running_var, eps, gamma=None, beta=None,
+                              *, mean_error=0.0, var_error=0.0, safety=SAFETY):
+    """Per-element atol arrays ``{"out", "dx", "dgamma", "dbeta"}`` for eval-mode batch norm.
+
+    The operation: ``x_hat = (x - running_mean) * invstd``, ``invstd = 1 / sqrt(running_var
+    + eps)``, per channel (axis 1); ``out = gamma * x_hat + beta``; ``dx = dout * gamma *
+    invstd``. No reduction feeds the normalization, so every step is a few roundings of
+    its operands: ``x_hat`` is off by at most ``d = 3 u (|x| + |running_mean|) invstd``
+    (the difference, the square root and the product; torch folds ``invstd * gamma`` and
+    ``beta - mean * invstd * gamma`` first, which has the same bound), ``out`` by
+    ``|gamma| d + u (|gamma x_hat| + |beta|)``, ``dx`` by ``3 u |dout gamma invstd|``, and the
+    parameter gradients as in :func:`normalization_tolerances` (sums over ``m`` elements).
+
+    ``mean_error`` / ``var_error`` (scalars or (C,)): how far the two implementations' running
+    statistics may already differ (see :func:`running_stats_tolerances`); they move ``x_hat``
+    by ``mean_error * invstd`` and, relatively, ``invstd`` by ``var_error / (2 (running_var +
+    eps))`` -- large when a batch of (nearly) equal values left a running variance of pure
+    rounding noise next to a small eps.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    dout = np.asarray(dout, dtype=np.float64)
+    c = x.shape[1]
+    keep = (1, c) + (1,) * (x.ndim - 2)
+    other = (0,) + tuple(range(2, x.ndim))
+    m = x.size // c if c else 0
+
+    def view(p, default):
+        p = np.full(c, default) if p is None else np.asarray(p, dtype=np.float64)
+        return np.abs(p).reshape(keep)
+
+    g, b = view(gamma, 1.0), view(beta, 0.0)
+    mean = np.asarray(running_mean, dtype=np.float64).reshape(keep)
+    invstd = 1.0 / np.sqrt(np.asarray(running_var, dtype=np.float64).reshape(keep) + eps)
+    rel_invstd = 0.5 * np.asarray(var_error, dtype=np.float64).reshape(-1)[None] * invstd**2
+    rel_invstd = rel_invstd.reshape(keep) if rel_invstd.size == c else rel_invstd.max()
+    e_mean = np.abs(np.asarray(mean_error, dtype=np.float64))
+    e_mean = e_mean.reshape(keep) if e_mean.size == c else e_mean.max()
+    x_hat = np.abs(x - mean) * invstd
+    d = (3 * U * (np.abs(x) + np.abs(mean)) + e_mean) * invstd + x_hat * rel_invstd
+    tol = {
+        "out": g * d + U * (g * x_hat + b),
+        "dx": (3 * U + rel_invstd) * np.abs(dout) * g * invstd,
+        "dgamma": (np.abs(dout) * (U * m * x_hat + d)).sum(axis=other),
+        "dbeta": U * m * np.abs(dout).sum(axis=other),
+    }
+    return {k: safety * np.broadcast_to(v, x.shape if k in ("out", "dx") else (c,))
+            for k, v in tol.items()}
+
+
+def running_stats_tolerances(x, running_mean, running_var, factor, safety=SAFETY):
+    """atol arrays ``(mean, var)``, shape (C,), for ONE running-statistics update on batch x.
+
+    The update (torch's): ``running_mean = (1 - f) running_mean + f mu``,
+    ``running_var = (1 - f) running_var + f var * n / (n - 1)``, with the batch mean ``mu``
+    and the biased variance ``var`` per channel (axis 1, ``n`` values each), from the values
+    BEFORE the update. With ``u`` the unit roundoff: ``mu`` is off by at most ``e_mu = u (n +
+    1) max|x|`` (an n-term sum and a division); the two-pass variance by ``e_var = u (n + 3)
+    max(x - mu)^2 + 2 max|x - mu| e_mu``, doubled at most by ``n / (n - 1)``; each blend adds
+    ``3 u`` of its terms. An error already in a running statistic is carried on multiplied
+    by ``1 - f``: over several steps, accumulate ``bound = (1 - f) bound + this``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    c = x.shape[1]
+    axes = (0,) + tuple(range(2, x.ndim))
+    n = x.size // c
+    f = float(factor)
+    mu = x.mean(axis=axes)
+    keep = (1, c) + (1,) * (x.ndim - 2)
+    dev = np.abs(x - mu.reshape(keep)).max(axis=axes)
+    uvar = x.var(axis=axes) * n / (n - 1)
+    e_mu = U * (n + 1) * np.abs(x).max(axis=axes)
+    e_uvar = 2 * (U * (n + 3) * dev**2 + 2 * dev * e_mu) + U * uvar
+    rm, rv = np.abs(np.asarray(running_mean)), np.abs(np.asarray(running_var))
+    mean = 3 * U * (rm + f * np.abs(mu)) + f * e_mu
+    var = 3 * U * (rv + f * uvar) + f * e_uvar
+    return safety * mean, safety * var
+
+
 def assert_close(actual, desired, atol, rtol=1e-13, name=""):
     """``|actual - desired| <= atol + rtol |desired|`` elementwise (``atol`` may be an array).
 

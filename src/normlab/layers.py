@@ -25,31 +25,14 @@ Behaviour, checked against torch 2.13 (tests/test_batchnorm_layer.py):
   statistics ``dx = dout * gamma / sqrt(running_var + eps)``.
 - Output dtype is the input's; float32 input is computed in float32.
 
-Bit for bit (float64). For float64 input the layers do not use the functional fast path
-(``normlab.batchnorm``, exact to rounding error): they replay torch's CPU kernels operation by
-operation (``normlab._torch_cpu``: summation order, thread chunks, the kernels' fused
-multiply-adds, 4-lane reductions), so that outputs, ``running_mean``, ``running_var``,
-``num_batches_tracked``, ``backward``'s dx and ``grad_weight``/``grad_bias`` are EQUAL
-(``np.array_equal``) to torch 2.13's float64 results, in training and eval mode, with every
-momentum (None included), affine or not, with or without running statistics, for
-BatchNorm1d input (N, C) and (N, C, L) -- and the same kernels serve (N, C, H, W) and
-(N, C, D, H, W). Tested against the x86-64 torch 2.13.0+cpu wheel
-(tests/test_batchnorm_layer.py; on AVX512 CPUs torch's batch-norm kernels behave exactly as
-its AVX2 ones). Conditions:
-
-- torch's result depends on its thread count: the batch rows of (N, C) input are split into
-  ``torch.get_num_threads()`` chunks. The layers use ``layer.torch_threads`` (None, the
-  default, means ``torch.get_num_threads()`` if torch is imported, else 1); set it to the
-  thread count of the torch run to compare with.
-- float64, and torch given the array as a contiguous tensor (what ``torch.tensor(x)``
-  gives; channels-last or strided tensors take other kernels).
-- torch running its FMA kernels (``torch.backends.cpu.get_cpu_capability()`` "AVX2" or
-  "AVX512"). Under ``ATEN_CPU_CAPABILITY=default``, on ARM, with other torch versions, or
-  with float32 input, the layers agree with torch to rounding error only (relative
-  differences around 1e-13 of each quantity's scale in float64), not bit for bit.
-
-The price is speed: sequential loops over the batch rows in numpy, with an emulated FMA
-(a few ms per call at the course's batch sizes; the functional API stays fast).
+One algorithm. The layers keep the bookkeeping (parameters, running buffers, modes, the
+count of batches) and call one functional kernel, ``normlab.batchnorm`` (``batchnorm_forward``
+/ ``batchnorm_backward_alt`` in training, ``batchnorm_eval_forward`` / ``batchnorm_eval_backward``
+with running statistics), the arrangement of torch's ``_BatchNorm.forward`` and
+``F.batch_norm``; ``BatchNorm1d/2d/3d`` only add torch's rank checks. In float64 the results
+agree with torch 2.13 to rounding error (about 1e-15 relative to each quantity's scale), not
+bit for bit: the two compute the same formulas with a different order of floating-point
+operations.
 """
 
 from __future__ import annotations
@@ -59,7 +42,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _torch_cpu
 from ._checks import as_float_array
 from .batchnorm import (
     _check_eps,
@@ -81,16 +63,6 @@ class IncompatibleKeys(NamedTuple):
 
     missing_keys: list
     unexpected_keys: list
-
-
-class _TorchOrderCache(NamedTuple):
-    """What a float64 forward keeps for ``backward`` (torch's saved tensors)."""
-
-    x: np.ndarray
-    mean: np.ndarray  # batch mean (training) or running_mean (eval), (C,)
-    invstd: np.ndarray  # 1 / sqrt(var + eps) of those statistics, (C,)
-    weight: np.ndarray  # gamma, ones without affine, (C,)
-    training: bool  # batch statistics were used
 
 
 def _check_flag(value, name: str) -> bool:
@@ -115,10 +87,6 @@ def _to_numpy(value) -> np.ndarray:
 
 class _NormBase:
     """Parameters, running buffers, modes and state dict shared by the batch norm layers."""
-
-    #: Thread count of the torch run to match bit for bit (see the module docstring);
-    #: None: ``torch.get_num_threads()`` if torch is imported, else 1.
-    torch_threads: int | None = None
 
     def __init__(
         self,
@@ -286,8 +254,7 @@ class BatchNorm(_NormBase):
     ``BatchNorm(num_features, eps=1e-5, momentum=0.1, affine=True,
     track_running_stats=True, *, bias=True)``; see the module docstring for the exact
     torch 2.13 rules. ``forward(x)`` (or ``layer(x)``) returns an array of x's shape;
-    ``backward(dout)`` returns dx. float64 input is computed in the floating-point order of
-    torch's CPU kernels, so the results equal torch's bit for bit (module docstring).
+    ``backward(dout)`` returns dx.
     """
 
     def _check_input_dim(self, x: np.ndarray) -> None:
@@ -295,8 +262,10 @@ class BatchNorm(_NormBase):
             raise ValueError(f"expected 2D or higher input (got {x.ndim}D input)")
 
     def _gamma_beta(self):
+        """Copies of gamma and beta: the cache keeps gamma for backward, and an optimizer
+        may update the live arrays in between."""
         c = self.num_features
-        gamma = self.weight if self.weight is not None else np.ones(c)
+        gamma = self.weight.copy() if self.weight is not None else np.ones(c)
         beta = self.bias if self.bias is not None else np.zeros(c)
         return gamma, beta
 
@@ -313,42 +282,6 @@ class BatchNorm(_NormBase):
         self.running_var *= 1.0 - f
         self.running_var += f * cache.var.astype(np.float64) * (n / (n - 1))
 
-    def _threads(self) -> int:
-        t = self.torch_threads
-        if t is None:
-            return _torch_cpu.torch_threads()
-        if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 1:
-            raise ValueError(f"torch_threads must be None or an int >= 1, got {t!r}")
-        return int(t)
-
-    def _forward_torch_order(self, x: np.ndarray, gamma, beta) -> np.ndarray:
-        """float64 forward in the floating-point order of torch's CPU kernels."""
-        gamma = _check_channel_param(gamma, "gamma", x).copy()  # saved for backward
-        beta = _check_channel_param(beta, "beta", x)
-        if self.training or self.running_mean is None:
-            _check_training_batch(x)
-            if x.size == 0:
-                nan = np.full(x.shape[1], np.nan)
-                self._cache = _TorchOrderCache(x, nan, nan, gamma, True)
-                return np.empty_like(x)
-            n = x.size // x.shape[1]
-            mean, var_sum = _torch_cpu.batch_stats(x, self._threads())
-            invstd = _torch_cpu.invstd_from_var(var_sum / n, self.eps)
-            if self.training and self.track_running_stats:
-                _torch_cpu.update_running(self.running_mean, self.running_var, mean, var_sum,
-                                          n, self._factor())
-            training = True
-        else:
-            if np.any(self.running_var < 0):
-                raise ValueError("running_var must be >= 0")
-            mean = self.running_mean.copy()
-            invstd = 1.0 / np.sqrt(self.running_var + self.eps)
-            training = False
-        self._cache = _TorchOrderCache(x, mean, invstd, gamma, training)
-        if x.size == 0:
-            return np.empty_like(x)
-        return _torch_cpu.affine(x, mean, invstd, gamma, beta)
-
     def forward(self, x) -> np.ndarray:
         """Normalize x of shape (N, C, *spatial); return an array of the same shape."""
         x = np.asarray(x)
@@ -362,15 +295,13 @@ class BatchNorm(_NormBase):
             )
         gamma, beta = self._gamma_beta()
         x = _check_input(x)
-        if x.dtype == np.float64:
-            return self._forward_torch_order(x, gamma, beta)
         if self.training or self.running_mean is None:
             out, cache = batchnorm_forward(x, gamma, beta, self.eps)
             if tracking and x.size:
                 self._update_running_stats(cache, x.size // x.shape[1])
         else:
             out, cache = batchnorm_eval_forward(
-                x, gamma, beta, self.running_mean, self.running_var, self.eps
+                x, gamma, beta, self.running_mean.copy(), self.running_var.copy(), self.eps
             )
         self._cache = cache
         return out
@@ -383,35 +314,15 @@ class BatchNorm(_NormBase):
         if self._cache is None:
             raise RuntimeError("backward called before forward")
         cache = self._cache
-        if isinstance(cache, _TorchOrderCache):
-            dout = as_float_array(dout, "dout")
-            if dout.shape != cache.x.shape:
-                raise ValueError(f"dout must have shape {cache.x.shape}, got {dout.shape}")
-            dout = dout.astype(np.float64, copy=False)
-            if dout.size == 0:
-                c = cache.x.shape[1]
-                dx, dgamma, dbeta = np.empty_like(dout), np.zeros(c), np.zeros(c)
-            else:
-                dx, dgamma, dbeta = _torch_cpu.backward(
-                    dout, cache.x, cache.weight, cache.mean, cache.invstd, cache.training,
-                    self._threads()
-                )
-        else:
-            grad = batchnorm_backward_alt if cache.training else batchnorm_eval_backward
-            dx, dgamma, dbeta = grad(dout, cache)
+        grad = batchnorm_backward_alt if cache.training else batchnorm_eval_backward
+        dx, dgamma, dbeta = grad(dout, cache)
         self.grad_weight = dgamma if self.weight is not None else None
         self.grad_bias = dbeta if self.bias is not None else None
         return dx
 
 
 class BatchNorm1d(BatchNorm):
-    """Batch normalization of (N, C) or (N, C, L) input, like torch.nn.BatchNorm1d.
-
-    In float64 it equals torch 2.13's ``BatchNorm1d`` bit for bit (``np.array_equal``) for
-    both input shapes: training and eval outputs, ``running_mean``, ``running_var``,
-    ``num_batches_tracked``, and ``backward``'s dx, ``grad_weight`` and ``grad_bias``; the
-    conditions (torch's thread count, its FMA kernels) are in the module docstring.
-    """
+    """Batch normalization of (N, C) or (N, C, L) input, like torch.nn.BatchNorm1d."""
 
     def _check_input_dim(self, x: np.ndarray) -> None:
         if x.ndim not in (2, 3):

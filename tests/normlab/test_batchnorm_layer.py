@@ -1,16 +1,11 @@
 """normlab BatchNorm layers against torch.nn.BatchNorm1d/2d/3d (torch 2.13, float64).
 
-float64 results are compared with ``np.array_equal`` (bit for bit) when torch runs its
-FMA kernels (CPU capability AVX2 or AVX512, torch 2.13); elsewhere, and for float32, with
-tolerances (see the layers' module docstring).
+The layers and torch compute the same formulas in a different order of floating-point
+operations, so float64 results are compared to rounding error: outputs and gradients against
+the bounds of ``tolerances`` (computed from the inputs, about 1e-15 of each quantity's scale),
+running statistics against a bound accumulated over the steps of a run. float32 with plain
+tolerances.
 """
-
-import contextlib
-import math
-import os
-import subprocess
-import sys
-from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -18,7 +13,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from tolerances import budget
+from tolerances import (
+    assert_close,
+    batchnorm_eval_tolerances,
+    budget,
+    normalization_tolerances,
+    running_stats_tolerances,
+)
 
 from normlab import (
     BatchNorm,
@@ -28,28 +29,18 @@ from normlab import (
     keras_to_torch_momentum,
     torch_to_keras_momentum,
 )
-from normlab._torch_cpu import fma
 
 # conftest.py sets this as torch's default dtype for this module's tests only.
 TORCH_DEFAULT_DTYPE = torch.float64
 
-TORCH_FMA_KERNELS = (torch.__version__.startswith("2.13.")
-                     and torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"))
-bit_exact = pytest.mark.skipif(
-    not TORCH_FMA_KERNELS,
-    reason="bit-exactness is claimed for torch 2.13's AVX2/AVX512 CPU kernels only",
-)
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny tensors: one torch thread is much faster than two on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
-
-@contextlib.contextmanager
-def torch_threads(n):
-    """Run torch with n intra-op threads (restored afterwards)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 LAYERS = {1: (BatchNorm1d, torch.nn.BatchNorm1d), 2: (BatchNorm2d, torch.nn.BatchNorm2d),
           3: (BatchNorm3d, torch.nn.BatchNorm3d)}
@@ -71,66 +62,64 @@ def randomize_affine(ours, theirs, rng):
     ours.load_state_dict(theirs.state_dict())
 
 
-def assert_same_state(ours, theirs, exact=False):
-    for name in ("running_mean", "running_var", "num_batches_tracked"):
+def _running_bound(theirs):
+    """The rounding-error bound accumulated so far on torch's running statistics (see
+    ``step_both``); zero for a module that ``step_both`` has not run."""
+    c = theirs.num_features
+    return getattr(theirs, "_test_running_bound", (np.zeros(c), np.zeros(c)))
+
+
+def assert_same_state(ours, theirs):
+    bound_mean, bound_var = _running_bound(theirs)
+    for name, bound in (("running_mean", bound_mean), ("running_var", bound_var),
+                        ("num_batches_tracked", None)):
         mine, ref = getattr(ours, name), getattr(theirs, name)
         if ref is None:
             assert mine is None, name
         elif name == "num_batches_tracked":
             assert int(mine) == int(ref)
-        elif exact:
-            np.testing.assert_array_equal(mine, ref.numpy(), err_msg=name)
         else:
-            np.testing.assert_allclose(mine, ref.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
-
-
-def step_exact(ours, theirs, x, dout):
-    """One forward + backward through both; output, dx, parameter gradients and buffers must
-    be equal bit for bit."""
-    xt = torch.tensor(x, requires_grad=True)
-    theirs.zero_grad()
-    yt = theirs(xt)
-    yt.backward(torch.tensor(dout))
-    np.testing.assert_array_equal(ours(x), yt.detach().numpy(), err_msg="output")
-    np.testing.assert_array_equal(ours.backward(dout), xt.grad.numpy(), err_msg="dx")
-    for grad, param, name in ((ours.grad_weight, theirs.weight, "grad_weight"),
-                              (ours.grad_bias, theirs.bias, "grad_bias")):
-        if param is None:
-            assert grad is None
-        else:
-            np.testing.assert_array_equal(grad, param.grad.numpy(), err_msg=name)
-    assert_same_state(ours, theirs, exact=True)
+            assert_close(mine, ref.numpy(), bound, name=name)
 
 
 def step_both(ours, theirs, x, dout):
-    """One forward + backward through both; compare output, gradients and buffers (bit for
-    bit for float64 where the claim holds, else to rounding error)."""
-    if TORCH_FMA_KERNELS and x.dtype == np.float64:
-        return step_exact(ours, theirs, x, dout)
+    """One forward + backward through both (float64): output, dx, parameter gradients and
+    running statistics must agree to rounding error."""
+    assert x.dtype == np.float64
+    c = theirs.num_features
+    batch_stats = theirs.training or theirs.running_var is None
+    updates = theirs.training and theirs.track_running_stats and x.size > 0
+    gamma = None if theirs.weight is None else theirs.weight.detach().numpy().copy()
+    beta = None if theirs.bias is None else theirs.bias.detach().numpy().copy()
+    if updates:
+        tracked = int(theirs.num_batches_tracked) + 1
+        factor = theirs.momentum if theirs.momentum is not None else 1.0 / tracked
+        step = running_stats_tolerances(x, theirs.running_mean.numpy(),
+                                        theirs.running_var.numpy(), factor)
+        old_mean, old_var = _running_bound(theirs)
+        theirs._test_running_bound = ((1 - factor) * old_mean + step[0],
+                                      (1 - factor) * old_var + step[1])
+    if batch_stats:
+        tol = normalization_tolerances(x, dout, axes=(0, *range(2, x.ndim)), eps=theirs.eps,
+                                       gamma=gamma, beta=beta, param_axes=(1,))
+    else:
+        mean_error, var_error = _running_bound(theirs)
+        tol = batchnorm_eval_tolerances(x, dout, theirs.running_mean.numpy(),
+                                        theirs.running_var.numpy(), theirs.eps, gamma, beta,
+                                        mean_error=mean_error, var_error=var_error)
     xt = torch.tensor(x, requires_grad=True)
     theirs.zero_grad()
     yt = theirs(xt)
     yt.backward(torch.tensor(dout))
-    out = ours(x)
-    np.testing.assert_allclose(out, yt.detach().numpy(), rtol=1e-10, atol=1e-10)
-    dx = ours.backward(dout)
-    # Terms of dx have size |gamma * invstd * dout|; judge the error against that size.
-    gamma = 1.0 if theirs.weight is None else np.abs(theirs.weight.detach().numpy()).max()
-    axes = (0,) + tuple(range(2, x.ndim))
-    batch_stats = theirs.training or theirs.running_var is None
-    if not batch_stats:
-        var = theirs.running_var.numpy()
-    else:
-        var = x.var(axis=axes) if x.size else np.ones(1)
-    dx_scale = gamma * np.max(1 / np.sqrt(var + theirs.eps)) * np.abs(dout).max(initial=0)
-    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-8, atol=1e-8 * dx_scale)
-    for grad, param in ((ours.grad_weight, theirs.weight), (ours.grad_bias, theirs.bias)):
+    assert_close(ours(x), yt.detach().numpy(), tol["out"], name="output")
+    assert_close(ours.backward(dout), xt.grad.numpy(), tol["dx"], name="dx")
+    for grad, param, key in ((ours.grad_weight, theirs.weight, "dgamma"),
+                             (ours.grad_bias, theirs.bias, "dbeta")):
         if param is None:
             assert grad is None
         else:
-            want = param.grad.numpy()
-            atol = 1e-8 * np.abs(dout).sum(initial=0)
-            np.testing.assert_allclose(grad, want, rtol=1e-8, atol=atol)
+            assert grad.shape == (c,)
+            assert_close(grad, param.grad.numpy(), tol[key], name=key)
     assert_same_state(ours, theirs)
 
 
@@ -163,39 +152,32 @@ def test_train_eval_sequence_matches_torch_every_step(momentum, kind, rank):
     assert int(ours.num_batches_tracked) == sum(t for t, _ in SCHEDULE)
 
 
-# ------------------------------------------------------------------ bit for bit (float64)
-
-# per-sample shapes (C, *L) of BatchNorm1d input: C <= 16 and C > 16 take different
-# accumulation orders in torch when N <= its thread count; odd, even and short (< 4) L differ
-# in the kernels' vector tails
-EXACT_SAMPLES = [(5,), (19,), (3, 7), (4, 8), (6, 3), (2, 1)]
+# per-sample shapes (C, *L) of BatchNorm1d input: few and many channels, odd, even, short L
+SAMPLES = [(5,), (19,), (3, 7), (4, 8), (6, 3), (2, 1)]
 
 
-@bit_exact
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("momentum", [0.1, 0.5, None])
-@pytest.mark.parametrize("sample", EXACT_SAMPLES, ids=lambda s: "x".join(map(str, s)))
-def test_batchnorm1d_is_bit_exact_over_a_mixed_train_eval_sequence(threads, momentum, sample):
-    """24 train/eval steps (N = 0, 1, 2 ... 32): outputs, dx, grads and buffers all EQUAL."""
-    rng = np.random.default_rng(len(sample) * 100 + sample[0] * 7 + threads)
+@pytest.mark.parametrize("momentum", [0.1, None])
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: "x".join(map(str, s)))
+def test_batchnorm1d_agrees_to_rounding_over_a_mixed_train_eval_sequence(momentum, sample):
+    """24 train/eval steps (N = 0, 1, 2 ... 32), large channel offsets: outputs, dx, grads
+    and buffers within the rounding-error bounds at every step."""
+    rng = np.random.default_rng(len(sample) * 100 + sample[0] * 7)
     c = sample[0]
-    with torch_threads(threads):
-        ours = BatchNorm1d(c, momentum=momentum)
-        theirs = torch.nn.BatchNorm1d(c, momentum=momentum)
-        randomize_affine(ours, theirs, rng)
-        shift = (rng.standard_normal(c) * 5).reshape((-1,) + (1,) * (len(sample) - 1))
-        for step, (training, n) in enumerate(SCHEDULE):
-            ours.train(training)
-            theirs.train(training)
-            x = rng.standard_normal((n,) + sample) * (1 + 3 * (step % 4)) + shift
-            step_exact(ours, theirs, x, rng.standard_normal(x.shape))
+    ours = BatchNorm1d(c, momentum=momentum)
+    theirs = torch.nn.BatchNorm1d(c, momentum=momentum)
+    randomize_affine(ours, theirs, rng)
+    shift = (rng.standard_normal(c) * 5).reshape((-1,) + (1,) * (len(sample) - 1))
+    for step, (training, n) in enumerate(SCHEDULE):
+        ours.train(training)
+        theirs.train(training)
+        x = rng.standard_normal((n,) + sample) * (1 + 3 * (step % 4)) + shift
+        step_both(ours, theirs, x, rng.standard_normal(x.shape))
     assert int(ours.num_batches_tracked) == sum(t for t, _ in SCHEDULE)
 
 
-@bit_exact
 @pytest.mark.parametrize("kwargs", [{"affine": False}, {"bias": False},
                                     {"track_running_stats": False}, {"eps": 1e-3}])
-def test_bit_exact_without_affine_bias_or_running_stats(kwargs):
+def test_agrees_without_affine_bias_or_running_stats(kwargs):
     rng = np.random.default_rng(21)
     ours, theirs = make_pair(1, 7, **kwargs)
     randomize_affine(ours, theirs, rng)
@@ -206,12 +188,11 @@ def test_bit_exact_without_affine_bias_or_running_stats(kwargs):
         theirs.train(training)
         for sample in ((7,), (7, 5)):
             x = rng.standard_normal((n,) + sample) * 2 - 1
-            step_exact(ours, theirs, x, rng.standard_normal(x.shape))
+            step_both(ours, theirs, x, rng.standard_normal(x.shape))
 
 
-@bit_exact
 @pytest.mark.parametrize("kind,spatial", [(2, (3, 5)), (3, (2, 3, 3))])
-def test_batchnorm2d_3d_share_the_bit_exact_kernels(kind, spatial):
+def test_batchnorm2d_3d_agree_to_rounding(kind, spatial):
     rng = np.random.default_rng(kind)
     ours, theirs = make_pair(kind, 3, momentum=0.3)
     randomize_affine(ours, theirs, rng)
@@ -219,66 +200,27 @@ def test_batchnorm2d_3d_share_the_bit_exact_kernels(kind, spatial):
         ours.train(training)
         theirs.train(training)
         x = rng.standard_normal((n, 3) + spatial) * 3 + 1
-        step_exact(ours, theirs, x, rng.standard_normal(x.shape))
+        step_both(ours, theirs, x, rng.standard_normal(x.shape))
 
 
-@bit_exact
-def test_torch_threads_attribute_selects_the_thread_count_to_match():
-    """torch's sums depend on its thread count; ``layer.torch_threads`` pins the one to match
-    (default: torch's current count)."""
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((37, 6)) * 4 + 2
-    outs, rvs = {}, {}
-    for threads in (1, 3):
-        with torch_threads(threads):
-            theirs = torch.nn.BatchNorm1d(6)
-            outs[threads] = theirs(torch.tensor(x)).detach().numpy()
-            rvs[threads] = theirs.running_var.numpy()
-    assert not np.array_equal(rvs[1], rvs[3])  # the chunked sums really differ
-    for threads in (1, 3):
-        ours = BatchNorm1d(6)
-        ours.torch_threads = threads
-        with torch_threads(4 - threads):  # torch's own setting is then ignored
-            np.testing.assert_array_equal(ours(x), outs[threads])
-        np.testing.assert_array_equal(ours.running_var, rvs[threads])
-    with pytest.raises(ValueError, match="torch_threads must be None or an int >= 1"):
-        ours.torch_threads = 0
-        ours(x)
-
-
-@bit_exact
-@pytest.mark.parametrize("cid", ["bn_layer_train", "bn_layer_cumulative", "bn_layer_eval",
-                                 "bn_layer_eps", "bn_layer_3d",
-                                 "bn_layer_batch_of_one"])
-def test_graded_reference_is_bit_exact_on_the_graded_cases(cid):
-    """The cases of assignment 04 (the reference replayed call by call, as the grader does)."""
-    from normlab_grading.grade.assignments import ch04_test_time
-    from normlab_grading.grade.cases import make_case
-
-    for seed, hidden in [(None, False), (0, True), (11, True)]:
-        case = make_case(cid, seed, hidden)
-        ref = ch04_test_time._ref_layer(case)
-        theirs = torch.nn.BatchNorm1d(case["gamma"].size, eps=case["eps"],
-                                      momentum=case["momentum"])
-        with torch.no_grad():
-            theirs.weight.copy_(torch.tensor(case["gamma"]))
-            theirs.bias.copy_(torch.tensor(case["beta"]))
-            for i, mode in enumerate(case["modes"]):
-                theirs.train(mode == "train")
-                out = theirs(torch.tensor(case[f"x{i}"])).numpy()
-                np.testing.assert_array_equal(ref[f"out{i}"], out)
-        np.testing.assert_array_equal(ref["running_mean"], theirs.running_mean.numpy())
-        np.testing.assert_array_equal(ref["running_var"], theirs.running_var.numpy())
-        assert int(ref["num_batches_tracked"]) == int(theirs.num_batches_tracked)
-        if "x_eval" in case:
-            theirs.eval()
-            np.testing.assert_array_equal(
-                ch04_test_time._ref_single(case)["eval_out"],
-                theirs(torch.tensor(case["x_eval"])).detach().numpy())
+def test_a_wrong_formula_is_far_outside_the_bounds():
+    """The bounds are tight enough to catch a real mistake: the unbiased variance in the
+    normalization (a classic one) moves the output by ~1/(2n) of its scale."""
+    rng = np.random.default_rng(30)
+    x = rng.standard_normal((16, 4)) * 3 + 2
+    dout = rng.standard_normal(x.shape)
+    theirs = torch.nn.BatchNorm1d(4)
+    tol = normalization_tolerances(x, dout, axes=(0,), eps=theirs.eps, gamma=np.ones(4),
+                                   beta=np.zeros(4), param_axes=(1,))
+    want = theirs(torch.tensor(x)).detach().numpy()
+    wrong = (x - x.mean(0)) / np.sqrt(x.var(0, ddof=1) + theirs.eps)
+    with pytest.raises(AssertionError, match="elements off"):
+        assert_close(wrong, want, tol["out"])
+    assert np.abs(wrong - want).max() > 1e6 * tol["out"].max()
 
 
 @st.composite
-def exact_cases(draw):
+def random_cases(draw):
     n = draw(st.integers(2, 40))
     c = draw(st.integers(1, 24))
     length = draw(st.sampled_from([None, 1, 2, 3, 4, 5, 8, 13]))
@@ -289,131 +231,25 @@ def exact_cases(draw):
     return shape, x0 * scale
 
 
-@bit_exact
 @settings(max_examples=budget(30))
 @given(
-    exact_cases(),
-    st.integers(1, 3),
+    random_cases(),
     st.sampled_from([0.1, 0.5, None]),
     st.lists(st.booleans(), min_size=3, max_size=6),
     st.integers(0, 2**32 - 1),
 )
-def test_bit_exact_for_random_shapes_values_and_thread_counts(case, threads, momentum,
-                                                              modes, seed):
+def test_agrees_to_rounding_for_random_shapes_and_values(case, momentum, modes, seed):
     shape, x0 = case
     rng = np.random.default_rng(seed)
     c = shape[1]
-    with torch_threads(threads):
-        ours = BatchNorm1d(c, momentum=momentum)
-        theirs = torch.nn.BatchNorm1d(c, momentum=momentum)
-        randomize_affine(ours, theirs, rng)
-        for i, training in enumerate([True] + modes):
-            ours.train(training)
-            theirs.train(training)
-            x = x0 if i == 0 else x0 * rng.uniform(0.5, 2) + rng.standard_normal(shape)
-            step_exact(ours, theirs, x, rng.standard_normal(shape))
-
-
-_NO_FMA_SCRIPT = """
-import numpy as np, torch, normlab
-torch.set_default_dtype(torch.float64)
-assert torch.backends.cpu.get_cpu_capability() == "DEFAULT"
-rng = np.random.default_rng(0)
-worst, equal = 0.0, True
-for sample in [(5,), (19,), (3, 7), (4, 8)]:
-    c = sample[0]
-    theirs = torch.nn.BatchNorm1d(c, momentum=None)
-    with torch.no_grad():
-        theirs.weight.copy_(torch.tensor(rng.standard_normal(c)))
-        theirs.bias.copy_(torch.tensor(rng.standard_normal(c)))
-    ours = normlab.BatchNorm1d.from_torch(theirs)
-    for step in range(20):
-        training = step % 4 != 3
-        ours.train(training), theirs.train(training)
-        x = rng.standard_normal((2 + step,) + sample) * (1 + step % 3) + 2
-        dy = rng.standard_normal(x.shape)
-        xt = torch.tensor(x, requires_grad=True)
-        theirs.zero_grad()
-        yt = theirs(xt)
-        yt.backward(torch.tensor(dy))
-        pairs = [(ours(x), yt), (ours.backward(dy), xt.grad),
-                 (ours.running_mean, theirs.running_mean), (ours.running_var, theirs.running_var),
-                 (ours.grad_weight, theirs.weight.grad), (ours.grad_bias, theirs.bias.grad)]
-        for mine, ref in pairs:
-            ref = ref.detach().numpy()
-            equal &= bool(np.array_equal(mine, ref))
-            worst = max(worst, float(np.max(np.abs(mine - ref)) / np.max(np.abs(ref))))
-print(worst, equal)
-"""
-
-
-def test_without_fma_kernels_the_layer_agrees_to_rounding_error():
-    """Under torch's DEFAULT (no-FMA) kernels bit-exactness is not claimed: there the layer
-    agrees with torch to rounding error only (relative ~1e-13 of each quantity's scale)."""
-    env = dict(os.environ, ATEN_CPU_CAPABILITY="default")
-    result = subprocess.run([sys.executable, "-c", _NO_FMA_SCRIPT], env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    worst, equal = result.stdout.split()
-    assert float(worst) < 1e-12
-    assert equal == "False"  # the claim is really limited to the FMA kernels
-
-
-# fma, the fused multiply-add the kernels use, emulated in numpy
-
-
-def _exact_fma(a, b, c):
-    exact = Fraction(a) * Fraction(b) + Fraction(c)
-    try:
-        return float(exact)
-    except OverflowError:
-        return math.inf if exact > 0 else -math.inf
-
-
-@settings(max_examples=budget(300))
-@given(st.floats(allow_nan=False, allow_infinity=False),
-       st.floats(allow_nan=False, allow_infinity=False),
-       st.floats(allow_nan=False, allow_infinity=False))
-def test_fma_is_correctly_rounded_over_the_whole_float_range(a, b, c):
-    assert fma(np.array([a]), np.array([b]), np.array([c]))[0] == _exact_fma(a, b, c)
-
-
-def test_fma_is_correctly_rounded_on_hard_cases():
-    rng = np.random.default_rng(0)
-    n = 2000
-    a = rng.standard_normal(n) * 2.0 ** rng.integers(-40, 40, n)
-    b = rng.standard_normal(n) * 2.0 ** rng.integers(-40, 40, n)
-    cases = [
-        rng.standard_normal(n) * 2.0 ** rng.integers(-90, 90, n),  # generic
-        -(a * b) * (1 + rng.integers(-8, 9, n) * 2.0**-52),  # massive cancellation
-        -(a * b),  # the product's rounding error alone
-        a * b * 2.0 ** -rng.integers(50, 120, n),  # c below the product's last bit
-    ]
-    for c in cases:
-        want = [_exact_fma(*t) for t in zip(a.tolist(), b.tolist(), c.tolist())]
-        np.testing.assert_array_equal(fma(a, b, c), want)
-    # exact ties of the rounding: a * b + c halfway between two floats
-    a2, b2 = np.full(4, 1.0 + 2.0**-30), np.full(4, 1.0 + 2.0**-23)
-    c2 = np.array([0.0, 2.0**-53, -(2.0**-53), 3.0])
-    np.testing.assert_array_equal(fma(a2, b2, c2), [_exact_fma(*t) for t in zip(a2, b2, c2)])
-    assert fma(1.0, 2.0, 3.0).shape == () and fma(np.ones((2, 3)), 2.0, 0.0).shape == (2, 3)
-
-
-@settings(max_examples=budget(60))
-@given(st.integers(0, 6), st.integers(0, 3), st.sampled_from([1.0, 1e-165, 1e152]),
-       st.integers(0, 2**32 - 1))
-def test_fma_chain_equals_step_by_step_fma(steps, k, scale, seed):
-    """The batched accumulation the kernels use (plain adds, then one fused step, per row)."""
-    from normlab._torch_cpu import _fma_chain, _seq
-
-    rng = np.random.default_rng(seed)
-    a, b = rng.standard_normal((2, steps, 3)) * scale
-    plain = rng.standard_normal((steps, k, 3)) * scale**2
-    acc0 = rng.standard_normal(3)
-    want = acc0.copy()
-    for i in range(steps):
-        want = fma(a[i], b[i], _seq(plain[i], want))
-    np.testing.assert_array_equal(_fma_chain(a, b, acc0, plain=plain), want)
+    ours = BatchNorm1d(c, momentum=momentum)
+    theirs = torch.nn.BatchNorm1d(c, momentum=momentum)
+    randomize_affine(ours, theirs, rng)
+    for i, training in enumerate([True] + modes):
+        ours.train(training)
+        theirs.train(training)
+        x = x0 if i == 0 else x0 * rng.uniform(0.5, 2) + rng.standard_normal(shape)
+        step_both(ours, theirs, x, rng.standard_normal(shape))
 
 
 @settings(max_examples=budget(15))
