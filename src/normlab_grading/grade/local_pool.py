@@ -53,13 +53,22 @@ def graded(tasks: Iterable[dict], bundles: dict, limits, workers: int,
     """Grade ``tasks`` (in this order) in forked processes, at most ``workers`` at once;
     yield ``(task, result, None)`` as each finishes, or ``(task, None, reason)`` when its
     process died without a result. ``while_waiting`` runs once, in this process, after the
-    first children started (work the coordinator needs later, overlapped with grading).
+    first children started (work the coordinator needs later, overlapped with grading); so
+    does rendering a first feedback page for each bundle when more submissions wait (the
+    children forked after it do not build the exporter again).
     Leaving the loop early (an exception, Ctrl-C) kills the children still running."""
     from . import pipeline
 
-    pipeline.warm_up()
+    pipeline.warm_up(render=False)
     for bundle in bundles.values():
         pipeline.prepare(bundle)
+
+    def meanwhile():  # the first children are running: make the later ones start warmer
+        for bundle in bundles.values():
+            pipeline.prepare(bundle, render=True)
+        if while_waiting is not None:
+            while_waiting()
+
     ctx = multiprocessing.get_context("fork")
     pending = deque(tasks)
     running: dict = {}  # connection -> (process, task)
@@ -74,9 +83,11 @@ def graded(tasks: Iterable[dict], bundles: dict, limits, workers: int,
                 proc.start()
                 send.close()  # the child holds the only writing end: EOF when it dies
                 running[receive] = (proc, task)
-            if while_waiting is not None:
-                work, while_waiting = while_waiting, None
-                work()
+            if meanwhile is not None and pending:
+                meanwhile()
+            elif while_waiting is not None:
+                while_waiting()
+            meanwhile = while_waiting = None
             for receive in multiprocessing.connection.wait(list(running)):
                 proc, task = running.pop(receive)
                 try:

@@ -629,9 +629,9 @@ def _feedback_html(nb, resources, config, key, scores, total, max_total, hidden_
     return body, notes
 
 
-def warm_up() -> dict:
-    """Import what grading needs and render one page (run on each worker at start); say
-    whether this worker can sandbox (a working bwrap)."""
+def warm_up(render: bool = True) -> dict:
+    """Import what grading needs and (``render``) render one page (run on each worker at
+    start); say whether this worker can sandbox (a working bwrap)."""
     import nbformat
     from nbgrader.preprocessors import Execute  # noqa: F401
 
@@ -643,26 +643,30 @@ def warm_up() -> dict:
     registry.all_checks()
     from traitlets.config import Config
 
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
-    try:
-        _feedback_html(nb, {"nbgrader": {"notebook": "warm"}}, Config(), "warm-up", {}, 0.0, 0.0, [])
-    except Exception:
-        pass
+    if render:
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+        try:
+            _feedback_html(nb, {"nbgrader": {"notebook": "warm"}}, Config(), "warm-up", {}, 0.0,
+                           0.0, [])
+        except Exception:
+            pass
     return {"host": os.uname().nodename, "bwrap": _sandbox_ok()}
 
 
-def prepare(bundle: Bundle) -> None:
-    """Write the bundle's files and build its feedback exporter in this process, ahead of
-    the first submission (processes forked from this one inherit both)."""
+def prepare(bundle: Bundle, render: bool = False) -> None:
+    """Write the bundle's files in this process, and (``render``) build its feedback exporter
+    by rendering one page, ahead of the submissions (processes forked from this one inherit
+    both)."""
     import nbformat
 
     env = _materialize(bundle)
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
-    try:
-        _feedback_html(nb, {"nbgrader": {"notebook": "warm"}}, env["config"], env["config_key"],
-                       {}, 0.0, 0.0, [])
-    except Exception:
-        pass
+    if render:
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+        try:
+            _feedback_html(nb, {"nbgrader": {"notebook": "warm"}}, env["config"],
+                           env["config_key"], {}, 0.0, 0.0, [])
+        except Exception:
+            pass
 
 
 def _sandbox_ok() -> str | None:
