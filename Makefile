@@ -67,11 +67,12 @@ student-release: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_batchnorm.py
 
-# Serial `nbgrader autograde` against `normlab-grade` on K synthetic submissions per
-# assignment, in the same run (minutes). Needs bubblewrap: `make system-deps`.
-BENCH_K ?= 4
+# Serial `nbgrader autograde` against `normlab-grade` on the same synthetic submissions, in
+# the same run: one table row per size (default: 1 and 3 submissions of 02-zscore, 4 of each
+# assignment). Minutes; needs bubblewrap (`make system-deps`). E.g. BENCH_ARGS="--k 50" (300).
+BENCH_ARGS ?=
 bench-grading: $(STAMP) system-deps
-	$(PY) -m normlab_grading.grade.bench --k $(BENCH_K)
+	$(PY) tools/bench_grading.py $(BENCH_ARGS)
 
 clean:
 	rm -rf _build .pytest_cache
