@@ -65,7 +65,7 @@ student-release: $(STAMP)
 	$(PY) tools/student_release.py --out dist
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_batchnorm.py
+	$(PY) tools/bench_batchnorm.py
 
 # Serial `nbgrader autograde` against `normlab-grade` on the same synthetic submissions, in
 # the same run: one table row per size (default: 1 and 3 submissions of 02-zscore, 4 of each

@@ -13,7 +13,7 @@ the chapter teaches), ``batchnorm_backward_alt`` uses the closed form
 Implementation note (speed). ``x_hat = (x - mu) * invstd`` is the operation of
 ``normalize.normalize_forward`` over the axes ``(0, 2, 3, ...)``, and the closed-form
 backward is ``normalize_backward`` with ``gamma * invstd`` in place of ``invstd``. The hot path
-computes exactly that, but arranged for numpy's speed (benchmarks/bench_batchnorm.py prints
+computes exactly that, but arranged for numpy's speed (tools/bench_batchnorm.py prints
 both paths against torch):
 
 - a "channel rows" view: ``x`` seen as (N, C * L), L = prod(spatial), with every per-channel

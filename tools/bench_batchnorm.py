@@ -1,6 +1,6 @@
 """Benchmark: normlab's numpy batch norm against torch's CPU kernel, in float32.
 
-Run: ``python benchmarks/bench_batchnorm.py``. Prints, for (N, D) = (512, 1024) and
+Run: ``make bench`` or ``python tools/bench_batchnorm.py``. Prints, for (N, D) = (512, 1024) and
 (N, C, H, W) = (32, 64, 32, 32):
 
 - numpy ``batchnorm_forward`` + ``batchnorm_backward_alt`` vs torch ``F.batch_norm`` forward +
