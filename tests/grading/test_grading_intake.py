@@ -148,14 +148,41 @@ def test_missing_notebook(tmp_path, specs):
     assert sub.notebooks[A] is None and "was not submitted" in sub.missing[A]
 
 
-def test_shadowing_files_are_not_used(tmp_path, specs):
+def test_shipped_files_travel_with_the_submission(tmp_path, specs):
+    # as nbgrader autograde copies them to the autograded folder (the grader, not intake,
+    # decides what the jail gets: tests/grading/test_grading_run_intake_attacks.py)
     _write(tmp_path, f"kim/{A}.ipynb", _nb_text())
     _write(tmp_path, "kim/numpy.py", "raise SystemExit")
     _write(tmp_path, "kim/normlab/__init__.py", "def check(*a, **k): pass")
+    _write(tmp_path, "kim/data/values.csv", "1,2\n")
+    _write(tmp_path, "kim/helper.cpython-311.pyc", "x")
+    _write(tmp_path, "kim/__pycache__/helper.cpython-311.pyc", "x")
     res = collect(tmp_path, specs, only=A)
     (sub,) = res.submissions
     assert list(sub.notebooks) == [A]
-    assert any("ignored files" in n and "numpy.py" in n for n in sub.notes)
+    assert sub.files == {"numpy.py": b"raise SystemExit", "normlab/__init__.py": b"def check(*a, **k): pass",
+                         "data/values.csv": b"1,2\n"}
+    assert any("3 file(s) shipped" in n and "numpy.py" in n for n in sub.notes)
+    digest = sub.digest()
+    _write(tmp_path, "kim/data/values.csv", "1,3\n")  # the files are part of what is graded
+    assert collect(tmp_path, specs, only=A).submissions[0].digest() != digest
+
+
+def test_shipped_files_are_relative_to_the_notebook_and_capped(tmp_path, specs):
+    _write(tmp_path, f"submitted/lou/{A}/{A}.ipynb", _nb_text())
+    _write(tmp_path, f"submitted/lou/{A}/helper.py", "def f(): return 1\n")
+    _write(tmp_path, f"submitted/lou/{A}/big.bin", "x" * 5000)
+    (tmp_path / "submitted" / "max").mkdir()
+    with zipfile.ZipFile(tmp_path / "submitted" / "max" / "work.zip", "w") as z:
+        z.writestr(f"work/{A}.ipynb", _nb_text())  # paths relative to the notebook's folder
+        z.writestr("work/helper.py", "h")
+        z.writestr("README.txt", "outside the notebook's folder")
+    res = collect(tmp_path / "submitted", specs, only=A, max_shipped_bytes=1000)
+    subs = {s.student: s for s in res.submissions}
+    assert subs["lou"].files == {"helper.py": b"def f(): return 1\n"}
+    assert any("big.bin" in n and "over the 0 MiB" in n for n in subs["lou"].notes)
+    assert subs["max"].files == {"helper.py": b"h"}
+    assert any("README.txt (outside the notebook's folder)" in n for n in subs["max"].notes)
 
 
 # ----------------------------------------------------------------------------- repair

@@ -23,6 +23,11 @@ version, same limits and seed), and re-syncs the gradebook from records it had n
 written there. At the end it writes ``grades.csv``, ``summary.md``/``summary.json`` and one
 score-distribution plot per assignment, and prints the counts.
 
+nbgrader options can be given as nbgrader's own apps take them, ``--Class.trait=value`` (or
+``--Class.trait value``), e.g. ``--Execute.timeout=60``,
+``--Autograde.exclude_overwriting ps1=helper.py``, ``--ClearSolutions.code_stub python='# yours'``:
+they apply over ``nbgrader_config.py``, also when the gradebook is built from the source.
+
 Exit status: 0 when every submission was graded, 1 when some failed or were rejected,
 2 for a usage or setup error, 130 when interrupted.
 """
@@ -36,6 +41,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -94,7 +100,77 @@ def _parser() -> argparse.ArgumentParser:
                         "be graded (default 8); fewer are graded in processes forked from this "
                         "one, with no cluster to start (same grades)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.epilog = ("nbgrader options as nbgrader's apps take them, e.g. --Execute.timeout=60 or "
+                "--Autograde.exclude_overwriting ps1=helper.py, apply over nbgrader_config.py.")
     return p
+
+
+_TRAIT_ARG = re.compile(r"^--([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)(=.*)?$", re.S)
+
+
+def split_nbgrader_options(argv: list) -> tuple[list, list]:
+    """``(other arguments, nbgrader's --Class.trait[=value] arguments)``: an option without
+    ``=`` takes the next argument as its value."""
+    rest, traits = [], []
+    i = 0
+    while i < len(argv):
+        m = _TRAIT_ARG.match(argv[i])
+        if m and m.group(3) is None and i + 1 < len(argv):
+            traits += argv[i:i + 2]
+            i += 2
+            continue
+        (traits if m else rest).append(argv[i])
+        i += 1
+    return rest, traits
+
+
+def nbgrader_options(traits: list, log=None):
+    """The traitlets ``Config`` of nbgrader-style ``--Class.trait=value`` arguments, parsed
+    as nbgrader's apps parse them (traitlets' KVArgParseConfigLoader with nbgrader's
+    configurable classes). A value a known trait refuses is an error (``ValueError``, naming
+    the option and the expected type); an unknown class or trait is passed on with a
+    warning (the course may define its own preprocessors)."""
+    from nbgrader.apps import NbGraderApp
+    from traitlets import TraitError
+    from traitlets.config import Config
+    from traitlets.config.loader import ArgumentError, DeferredConfig, KVArgParseConfigLoader
+
+    if not traits:
+        return Config()
+    for a in traits:
+        m = _TRAIT_ARG.match(a)
+        if a.startswith("--") and m and m.group(3) == "=":
+            raise ValueError(f"{a}: no value given (expected {a}VALUE)")
+    classes = list(NbGraderApp()._classes_with_config_traits())
+    by_name = {c.__name__: c for c in classes}
+    try:
+        cfg = KVArgParseConfigLoader(argv=list(traits), classes=classes).load_config()
+    except (ArgumentError, SystemExit) as exc:
+        raise ValueError(f"cannot read the nbgrader options {' '.join(traits)}: {exc}") from None
+    for section in list(cfg):
+        cls = by_name.get(section)
+        for name in list(cfg[section]):
+            value = cfg[section][name]
+            trait = cls.class_traits(config=True).get(name) if cls is not None else None
+            if trait is None:
+                if isinstance(value, DeferredConfig):
+                    value = str(value)
+                cfg[section][name] = value
+                if log is not None:
+                    what = f"class {section}" if cls is None else f"option {name} of {section}"
+                    log(f"--{section}.{name}: nbgrader has no {what}; passed on as given")
+                continue
+            try:
+                if isinstance(value, DeferredConfig):
+                    value = value.get_value(trait)
+                trait.validate(None, value)
+            except TraitError as exc:
+                raise ValueError(f"--{section}.{name}={value}: {trait.info()} expected "
+                                 f"({str(exc).splitlines()[0][:200]})") from None
+            except Exception:
+                pass
+            cfg[section][name] = value
+    return cfg
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -219,6 +295,8 @@ def _save_result(out: Path, result: dict) -> dict:
 
     a, s = result["assignment"], result["student"]
     slim = dict(result)
+    slim["files"] = _save_files(out / "autograded" / s / a, result.get("files"),
+                                {f"{stem}.ipynb" for stem in result["notebooks"]})
     slim["notebooks"] = {}
     for stem, nb in result["notebooks"].items():
         nb = dict(nb)
@@ -239,6 +317,39 @@ def _save_result(out: Path, result: dict) -> dict:
         slim["notebooks"][stem] = nb
     atomic_write(_result_path(out, a, s), json.dumps(slim, indent=1, default=str))
     return slim
+
+
+def _save_files(folder: Path, files: dict | None, notebooks: set) -> list:
+    """Write the notebook's folder as grading left it (the student's, the assignment's and
+    the written files) into ``folder``, replacing what an earlier run left there; paths are
+    checked again (no ``..``, no absolute path, no link followed: the folder is made fresh).
+    Returns the relative paths written."""
+    import shutil
+
+    from .report import atomic_write
+    from .sandbox import unsafe_relative_path
+
+    if files is None:  # a result from before files were kept: leave the folder alone
+        return []
+    if folder.is_dir() and not folder.is_symlink():
+        for p in folder.iterdir():  # everything but the notebooks, written next
+            if p.name in notebooks and p.is_file() and not p.is_symlink():
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+    written = []
+    for rel in sorted(files):
+        if rel in notebooks or unsafe_relative_path(rel) or not isinstance(files[rel], bytes):
+            continue
+        dest = folder / rel
+        if any(p.is_symlink() or (p.exists() and not p.is_dir()) for p in
+               [folder / "/".join(rel.split("/")[:i]) for i in range(1, rel.count("/") + 1)]):
+            continue
+        atomic_write(dest, files[rel])
+        written.append(rel)
+    return written
 
 
 def _done(out: Path, key: str, assignment: str, student: str, retry_failed: bool) -> dict | None:
@@ -429,6 +540,7 @@ def main(argv=None) -> int:
         from .export import main as export_main
 
         return export_main(argv[1:])
+    argv, traits = split_nbgrader_options(argv)
     args = _parser().parse_args(argv)
     from . import pipeline  # noqa: F401  (first: it keeps a slow import out, see there)
     from . import course as course_mod
@@ -436,6 +548,11 @@ def main(argv=None) -> int:
     from .sandbox import Limits, bwrap_available
 
     log = lambda msg: print(f"normlab-grade: {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        overrides = nbgrader_options(traits, log)
+    except ValueError as exc:
+        log(str(exc))
+        return 2
     root = args.course.resolve() if args.course else find_course()
     if root is None or not (root / "nbgrader_config.py").exists():
         log("no course found: run from the course directory or pass --course")
@@ -450,7 +567,7 @@ def main(argv=None) -> int:
     seed, warn = _seed(args.seed)
     if warn:
         log(warn)
-    course = course_mod.Course(root)
+    course = course_mod.Course(root, overrides)
     names = course.assignments()
     only = None if args.assignment in (None, "all") else args.assignment
     if only and only not in names:
@@ -473,7 +590,8 @@ def main(argv=None) -> int:
         specs = {a: course.spec(a) for a in names}
         try:
             _phase("intake")
-            intake = collect(args.submissions, specs, only)
+            intake = collect(args.submissions, specs, only,
+                             max_shipped_bytes=int(args.disk * 2**20))
         except (UnsafeArchive, FileNotFoundError) as exc:
             from .report import for_terminal
             log(for_terminal(str(exc)))
@@ -510,7 +628,7 @@ def main(argv=None) -> int:
                           "display_name": sub.display_name, "notebooks": sub.notebooks,
                           "missing": sub.missing, "digest": sub.digest(), "key": key,
                           "notes": sub.notes, "timestamp": sub.timestamp,
-                          "timestamp_problem": sub.timestamp_problem})
+                          "timestamp_problem": sub.timestamp_problem, "files": sub.files})
         for rec in skipped:  # records a previous run saved but did not put in the gradebook
             if _needs_sync(out, rec):
                 with _kept_cwd():
@@ -666,6 +784,14 @@ def _final_count(results, skipped, rejections, log, seconds, interrupted, out, n
     for n in notes:
         if n.startswith("student id collision"):
             lines.append(f"  {t(n)}")
+    from .pipeline import WARNED
+
+    for r in results:  # nbgrader's warnings (edited test or locked cells...), as it prints them
+        for stem, nb in sorted(r.get("notebooks", {}).items()):
+            for n in nb.get("notes", []):
+                if n.startswith(WARNED):
+                    lines.append(f"  nbgrader warning: {t(r['student'])} / {t(r['assignment'])} / "
+                                 f"{t(stem)}: {t(n[len(WARNED):])}")
     if interrupted:
         lines.append("interrupted: run the same command again to grade what is left")
     lines.append(f"outputs in {out} (grades.csv, summary.md, autograded/, feedback/)")

@@ -52,11 +52,16 @@ def _plain(value):
 
 
 class Course:
-    """A course directory: ``nbgrader_config.py`` and ``<source>/<assignment>/*.ipynb``."""
+    """A course directory: ``nbgrader_config.py`` and ``<source>/<assignment>/*.ipynb``;
+    ``overrides``: nbgrader options given on the command line (a traitlets Config), applied
+    over the file's, as nbgrader's apps apply them."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, overrides=None):
         self.root = Path(root).resolve()
         self.config = load_config(self.root)
+        self.overrides = json.dumps(_plain(overrides or {}), sort_keys=True)
+        if overrides:
+            self.config.merge(overrides)
         source = "source"
         try:
             source = self.config.CourseDirectory.source_directory or "source"
@@ -91,6 +96,8 @@ class Course:
         cfg = self.root / "nbgrader_config.py"
         if cfg.exists():
             h.update(cfg.read_bytes())
+        if self.overrides != "{}":  # command-line options build the gradebook too
+            h.update(self.overrides.encode())
         return h.hexdigest()
 
 

@@ -55,6 +55,15 @@ nbformat (v3 is upgraded by nbformat), missing or duplicate cell ids, a missing
 ``nbformat_minor`` id support. Not repaired (rejected with a reason): invalid JSON, not
 UTF-8, not a notebook, too large.
 
+Files the student ships (``helper.py``, a data file; everything but notebooks, ``*.pyc``,
+``__pycache__``, ``.ipynb_checkpoints`` and OS clutter) below the folder of the submitted
+notebook are kept with the submission (``Submission.files``, paths relative to that
+folder), as ``nbgrader autograde`` copies them to the student's autograded folder; the grader
+then puts the assignment's own files over them (unless ``Autograde.exclude_overwriting``
+says otherwise). At most ``max_shipped_bytes`` (default 256 MiB, ``--disk``) and
+``MAX_SHIPPED_FILES`` files per submission are kept; the rest, and files outside the
+notebook's folder, are listed in the notes.
+
 Zip safety: members with absolute paths, drive letters, ``..`` components, control
 characters or components over 255 bytes in their names, that are symlinks or encrypted, over
 the size or compression-ratio limits, expanding beyond their declared size or damaged (bad
@@ -96,6 +105,9 @@ __all__ = [
 ]
 
 IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini", "timestamp.txt"}
+NOT_SHIPPED_SUFFIXES = (".ipynb", ".pyc", ".zip")  # never handed to the jail as a student's file
+MAX_SHIPPED_FILES = 500
+MAX_SHIPPED_BYTES = 256 * 2**20
 IGNORED_DIRS = {"__MACOSX", ".ipynb_checkpoints", ".git", "__pycache__"}
 MAX_NOTEBOOK_BYTES = 50 * 2**20
 
@@ -128,9 +140,10 @@ class Submission:
     origin: list = field(default_factory=list)  # input paths used
     timestamp: str | None = None
     timestamp_problem: str | None = None  # a time was given but none could be read
+    files: dict = field(default_factory=dict)  # other files shipped: relative path -> bytes
 
     def digest(self) -> str:
-        """sha256 of what is graded (assignment, student, notebooks, timestamp)."""
+        """sha256 of what is graded (assignment, student, notebooks, shipped files, timestamp)."""
         h = hashlib.sha256()
         h.update(json.dumps([self.assignment, self.student, self.timestamp]).encode())
         for stem in sorted(self.notebooks):
@@ -138,6 +151,9 @@ class Submission:
             text = self.notebooks[stem]
             h.update(b"-" if text is None else text.encode())
             h.update(b"\0")
+        for rel in sorted(self.files):  # nothing added without files: old digests stay valid
+            h.update(b"file\0" + rel.encode("utf-8", "surrogateescape") + b"\0")
+            h.update(hashlib.sha256(self.files[rel]).digest())
         return h.hexdigest()
 
 
@@ -844,12 +860,14 @@ def _latest_stamp(stamps):
 
 def collect(source: str | os.PathLike, assignments: Mapping[str, AssignmentSpec],
             only: str | None = None, limits: ZipLimits = ZipLimits(),
-            workdir: str | os.PathLike | None = None) -> Intake:
+            workdir: str | os.PathLike | None = None,
+            max_shipped_bytes: int = MAX_SHIPPED_BYTES) -> Intake:
     """Find every submission in ``source`` (a folder or a .zip).
 
     assignments: the gradable assignments by name. only: grade this assignment only
     (``None``: every assignment found). workdir: where zips are extracted (a temporary
-    folder that is removed afterwards when None).
+    folder that is removed afterwards when None). max_shipped_bytes: the most bytes of
+    other files (``helper.py``...) kept per submission.
 
     Raises ``FileNotFoundError`` or ``UnsafeArchive`` only for ``source`` itself (missing,
     not a folder, a notebook or a readable zip); whatever is inside it becomes submissions,
@@ -881,7 +899,7 @@ def collect(source: str | os.PathLike, assignments: Mapping[str, AssignmentSpec]
         else:
             root = source
         scan.level(root, _Ctx(root, "", 0))
-        _group(scan, scan.known, only, result)
+        _group(scan, scan.known, only, result, max_shipped_bytes)
     finally:
         if own_tmp:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -929,7 +947,7 @@ def _student_ids(raws) -> tuple[dict, list]:
 
 
 def _group(scan: _Scan, known: Mapping[str, AssignmentSpec], only: str | None,
-           result: Intake) -> None:
+           result: Intake, max_shipped_bytes: int = MAX_SHIPPED_BYTES) -> None:
     files = scan.files
     groups: dict = {}
     places: dict = {}  # (student, assignment) -> positions
@@ -992,15 +1010,18 @@ def _group(scan: _Scan, known: Mapping[str, AssignmentSpec], only: str | None,
     result.notes += collisions
     for r, pos in scan.owned_rejections:
         r.student = ids.get(pos.student, safe_student_id(pos.student))
-    ignored_by: dict = {}
+    others_by: dict = {}  # the student's non-notebook files
     for f in files:
         if not f.filename.lower().endswith(".ipynb"):
-            ignored_by.setdefault(f.student, []).append(f.filename)
+            others_by.setdefault(f.student, []).append(f)
+    used_files: set = set()
     for (student, a), items in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
         sid = ids[student]
         try:
+            others = [f for f in others_by.get(student, []) if f.assignment in (None, a)]
             sub = _submission(student, sid, known[a], items, places.get((student, a), []),
-                              ignored_by.get(student, []))
+                              others, max_shipped_bytes)
+            used_files |= {id(f) for f in others if f.rel in sub.origin}
         except Exception as exc:  # never take the run down: this one submission says why
             sub = Submission(student=sid, assignment=a, display_name=student)
             for stem in known[a].notebooks:
@@ -1011,14 +1032,63 @@ def _group(scan: _Scan, known: Mapping[str, AssignmentSpec], only: str | None,
             if _show(student) in note:
                 sub.notes.append(note)
         result.submissions.append(sub)
-    # extra (non-notebook) files are never given to the grader: say so
-    ignored = sorted({f.rel for f in files if not f.filename.lower().endswith(".ipynb")} | set(scan.loose))
+    # non-notebook files no submission took (outside a notebook's folder, over the limits,
+    # not in any student's submission): say so
+    ignored = sorted({f.rel for f in files if not f.filename.lower().endswith(".ipynb")
+                      and id(f) not in used_files} | set(scan.loose))
     if ignored:
-        result.notes.append(f"{len(ignored)} non-notebook file(s) ignored (the assignment's own "
-                            "files are used instead), e.g. " + ", ".join(ignored[:5]))
+        result.notes.append(f"{len(ignored)} non-notebook file(s) not given to the grader, e.g. "
+                            + ", ".join(ignored[:5]))
 
 
-def _submission(student: str, sid: str, spec: AssignmentSpec, items, places, ignored) -> Submission:
+def _shipped_files(sub: Submission, chosen: list, others: list, max_bytes: int) -> list:
+    """Put the student's other files below the submitted notebooks' folder into
+    ``sub.files`` (paths relative to that folder, as nbgrader's autograded folder holds
+    them); return the relative paths of the files not taken."""
+    from .sandbox import unsafe_relative_path
+
+    dirs = {str(PurePosixPath(f.filename).parent) for f in chosen}
+    base = dirs.pop() if len(dirs) == 1 else "."
+    left = []
+    total = 0
+    for f in sorted(others, key=lambda f: (f.depth, f.rel)):
+        name = PurePosixPath(f.filename)
+        if f.refused or f.path is None or name.name.lower().endswith(NOT_SHIPPED_SUFFIXES) \
+                or name.name in IGNORED_NAMES:
+            continue
+        rel = str(name) if base == "." else (str(name.relative_to(base))
+                                             if name.is_relative_to(base) else None)
+        why = None
+        if rel is None:
+            why = "outside the notebook's folder"
+        elif unsafe_relative_path(rel):
+            why = unsafe_relative_path(rel)
+        elif rel in sub.files:
+            why = "another copy was taken"
+        elif len(sub.files) >= MAX_SHIPPED_FILES:
+            why = f"more than {MAX_SHIPPED_FILES} files"
+        else:
+            try:
+                size = f.path.stat().st_size
+                if total + size > max_bytes:
+                    why = f"over the {max_bytes // 2**20} MiB of files kept per submission"
+                else:
+                    data = f.path.read_bytes()
+                    if total + len(data) > max_bytes:
+                        why = f"over the {max_bytes // 2**20} MiB of files kept per submission"
+                    else:
+                        sub.files[rel] = data
+                        total += len(data)
+                        sub.origin.append(f.rel)
+            except OSError as exc:
+                why = f"cannot be read ({exc.strerror or exc})"
+        if why:
+            left.append(f"{f.rel} ({why})")
+    return left
+
+
+def _submission(student: str, sid: str, spec: AssignmentSpec, items, places, others=(),
+                max_shipped_bytes: int = MAX_SHIPPED_BYTES) -> Submission:
     a = spec.name
     display = items[0][0].display if items else (places[0].display if places else student)
     sub = Submission(student=sid, assignment=a, display_name=display)
@@ -1063,6 +1133,7 @@ def _submission(student: str, sid: str, spec: AssignmentSpec, items, places, ign
         dedup[n] = (f, raw)
     candidates = list(dedup.values())
     used: set = set()
+    picked: list = []
     for stem in spec.notebooks:
         chosen, how = _choose(stem, spec, candidates, used)
         if chosen is None:
@@ -1076,6 +1147,7 @@ def _submission(student: str, sid: str, spec: AssignmentSpec, items, places, ign
             continue
         f, raw = chosen
         used.add(id(f))
+        picked.append(f)
         sub.origin.append(f.rel)
         if how:
             sub.notes.append(how)
@@ -1100,8 +1172,14 @@ def _submission(student: str, sid: str, spec: AssignmentSpec, items, places, ign
     extra = [f.rel for f, _ in candidates if id(f) not in used]
     if extra:
         sub.notes.append("ignored notebooks: " + ", ".join(extra))
-    if ignored:
-        sub.notes.append("ignored files: " + ", ".join(sorted(ignored)[:10]))
+    left = _shipped_files(sub, picked, list(others), max_shipped_bytes) if picked else []
+    if sub.files:
+        shown = ", ".join(_show(r, 80) for r in sorted(sub.files)[:10])
+        sub.notes.append(f"{len(sub.files)} file(s) shipped with the notebook, put beside it while "
+                         f"grading (the assignment's own files replace copies of theirs): {shown}")
+    if left:
+        sub.notes.append("files not given to the grader: " + "; ".join(left[:10])
+                         + (f" and {len(left) - 10} more" if len(left) > 10 else ""))
     return sub
 
 

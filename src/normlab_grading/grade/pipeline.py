@@ -28,6 +28,7 @@ For each notebook of the assignment:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
@@ -703,6 +704,7 @@ def grade_submission(task: dict, bundle: Bundle, limits: "_sandbox.Limits") -> d
         return result
     exec_time = 0.0
     reasons = []
+    files: dict = {}
     for stem in bundle.notebooks:
         text = task["notebooks"].get(stem)
         if text is None:
@@ -717,6 +719,8 @@ def grade_submission(task: dict, bundle: Bundle, limits: "_sandbox.Limits") -> d
                                                     f"{_clip(exc, 300)}")
             nbres["status"] = "failed"
             nbres["traceback"] = traceback.format_exc()[-3000:]
+        # every notebook runs in the same folder under nbgrader: what the last one left wins
+        files.update(nbres.pop("files", None) or {})
         result["notebooks"][stem] = nbres
         exec_time += nbres.get("timings", {}).get("execute", 0.0)
         if nbres["status"] != "graded":
@@ -733,6 +737,10 @@ def grade_submission(task: dict, bundle: Bundle, limits: "_sandbox.Limits") -> d
     if result["status"] != "graded":
         result["reason"] = "; ".join(r for r in reasons if r)
     result["timings"] = {"total": time.monotonic() - started, "execute": exec_time}
+    # the notebook's folder after grading (student's, assignment's and written files), for
+    # OUT/autograded/<student>/<assignment>/ as nbgrader keeps it: relative path -> bytes
+    result["files"] = {rel: data for rel, data in files.items()
+                       if rel not in {f"{stem}.ipynb" for stem in bundle.notebooks}}
     return result
 
 
@@ -762,6 +770,61 @@ def _missing_notebook(bundle: Bundle, stem: str, reason: str) -> dict:
             "autograded": None, "feedback": None, "notes": [], "timings": {}}
 
 
+def _read_updated(text: str, notes: list):
+    """The notebook, its nbgrader metadata brought to the current schema with nbgrader's own
+    updater (what ``nbgrader update`` does) when a cell carries an older one."""
+    import nbformat
+    from nbgrader.nbgraderformat import MetadataValidator
+
+    nb = nbformat.reads(text, as_version=4)
+    current = MetadataValidator.schema_version
+    old = sorted({m.get("schema_version", 0) for m in (c.metadata.get("nbgrader") for c in nb.cells)
+                  if isinstance(m, dict) and isinstance(m.get("schema_version", 0), int)
+                  and m.get("schema_version", 0) < current})
+    if old:
+        with nbgrader_warnings(notes):
+            nb = MetadataValidator().upgrade_notebook_metadata(nb)
+        notes.append(f"nbgrader metadata of schema version {', '.join(map(str, old))} updated to "
+                     f"version {current}, as `nbgrader update` does")
+    return nb
+
+
+WARNED = "nbgrader warned: "  # the prefix of nbgrader's warnings in a record's notes
+
+
+@contextlib.contextmanager
+def nbgrader_warnings(notes: list):
+    """Collect the warnings nbgrader's preprocessors log (a locked or test cell whose
+    checksum changed, a deleted test cell added back, a changed cell type, points or lock)
+    into ``notes``, as ``nbgrader autograde`` prints them."""
+    import logging
+
+    from traitlets import log as tlog
+
+    me = threading.get_ident()  # one logger for the process: keep this thread's messages
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            if record.levelno >= logging.WARNING and record.thread == me and len(notes) < 200:
+                try:
+                    notes.append(WARNED + _clip(record.getMessage(), 500))
+                except Exception:
+                    pass
+
+    handler = Collect(logging.WARNING)
+    loggers = {tlog.get_logger(), logging.getLogger("traitlets")}
+    saved = {lg: lg.propagate for lg in loggers}
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.propagate = False  # ours to report, not the worker's stderr
+    try:
+        yield
+    finally:
+        for lg in loggers:
+            lg.removeHandler(handler)
+            lg.propagate = saved[lg]
+
+
 def _source_ids(env: dict, stem: str, assignment: str) -> set:
     """The grade ids of every cell the gradebook knows in this notebook (solution, test,
     task and locked cells)."""
@@ -785,18 +848,19 @@ def _grade_notebook(stem, text, task, bundle: Bundle, env: dict, limits) -> dict
     t0 = time.monotonic()
     config = env["config"]
     notes: list = []
-    nb = nbformat.reads(text, as_version=4)
+    nb = _read_updated(text, notes)
     resources = {"nbgrader": {"notebook": stem, "assignment": bundle.assignment,
                               "student": task["student"], "db_url": f"sqlite:///{env['db']}"},
                  "unique_key": stem, "output_files_dir": f"{stem}_files"}
     try:
-        nb, resources = _sanitize(nb, resources, config)
+        with nbgrader_warnings(notes):
+            nb, resources = _sanitize(nb, resources, config)
     except Exception as exc:
         # damaged grading metadata (e.g. an invented graded cell): drop the nbgrader
         # metadata of cells the source does not have, then try once more
         known = {gid for gid, _, _ in bundle.grade_cells.get(stem, [])}
         known |= _source_ids(env, stem, bundle.assignment)
-        nb = nbformat.reads(text, as_version=4)
+        nb = _read_updated(text, [])
         dropped = 0
         seen: set = set()
         for cell in reversed(nb.cells):  # like DeduplicateIds: the last copy wins
@@ -813,7 +877,8 @@ def _grade_notebook(stem, text, task, bundle: Bundle, env: dict, limits) -> dict
                      f"{_clip(exc, 200)}); removed the grading metadata of {dropped} cell(s) "
                      "with unknown or duplicated grade ids, and sanitized it again")
         try:
-            nb, resources = _sanitize(nb, resources, config)
+            with nbgrader_warnings(notes):
+                nb, resources = _sanitize(nb, resources, config)
         except Exception as exc2:
             res = _missing_notebook(bundle, stem, f"the notebook's grading metadata is damaged "
                                                   f"beyond repair ({type(exc2).__name__}: {_clip(exc2, 200)})")
@@ -822,19 +887,15 @@ def _grade_notebook(stem, text, task, bundle: Bundle, env: dict, limits) -> dict
     # nbgrader writes the sanitized notebook and reads it back before executing it
     nb = nbformat.reads(nbformat.writes(nb), as_version=4)
     t_sanitize = time.monotonic() - t0
-    files = {}
-    fdir = Path(env["files"])
-    for rel in bundle.files:
-        if "/" not in rel:
-            files[rel] = fdir / rel
     sb = _sandbox.SandboxFiles(student_lib=Path(env["lib"]), cases=Path(env["cases"]),
                                files={}, mask=tuple(bundle.mask),
                                env={"NORMLAB_GRADING_CASES": _sandbox.CASES})
-    # the assignment's own files, copied for this run (the notebook may change them)
+    # the notebook's folder, copied for this run (the notebook may change it)
     run_files = Path(tempfile.mkdtemp(prefix="files-", dir=_worker_root()))
     try:
-        for rel, path in files.items():
-            shutil.copy2(path, run_files / rel)
+        for rel, data in home_files(task.get("files") or {}, bundle, limits, notes).items():
+            (run_files / rel).parent.mkdir(parents=True, exist_ok=True)
+            (run_files / rel).write_bytes(data)
             sb.files[rel] = run_files / rel
         t1 = time.monotonic()
         ex = _sandbox.execute_notebook(nb, sb, limits, config=config,
@@ -847,6 +908,55 @@ def _grade_notebook(stem, text, task, bundle: Bundle, env: dict, limits) -> dict
             ex.cleanup()
     finally:
         shutil.rmtree(run_files, ignore_errors=True)
+
+
+def home_files(shipped: dict, bundle: Bundle, limits, notes: list) -> dict:
+    """The notebook's folder as ``nbgrader autograde`` prepares it: the files the student
+    shipped (relative path -> bytes), then the assignment's own files over them, except
+    those ``Autograde.exclude_overwriting[assignment]`` lists (the student's copy stays; the
+    source's is not copied, as in nbgrader). Student files with unsafe paths, or beyond the
+    disk limit once the source's files are in, are left out with a note."""
+    excluded = (bundle.config.get("Autograde") or {}).get("exclude_overwriting") or {}
+    excluded = excluded.get(bundle.assignment) if isinstance(excluded, dict) else None
+    if isinstance(excluded, str):  # --Autograde.exclude_overwriting ps1=helper.py: one name
+        excluded = [excluded]
+    excluded = {os.path.normpath(str(x)) for x in excluded} if isinstance(excluded, (list, tuple, set)) else set()
+    source = {rel: data for rel, data in bundle.files.items() if os.path.normpath(rel) not in excluded}
+    budget = int(limits.disk_mb * 2**20) - 2**20 - sum(len(d) for d in source.values())
+    out: dict = {}
+    left, replaced = [], []
+    for rel in sorted(shipped):
+        data = shipped[rel]
+        why = _sandbox.unsafe_relative_path(rel) if isinstance(data, bytes) else "not a file"
+        if why is None and rel in source:
+            replaced.append(rel)
+            continue
+        if why is None and len(data) > budget:
+            why = f"over the {limits.disk_mb} MiB disk limit"
+        if why is not None:
+            left.append(f"{_clip(rel, 80)!r} ({why})")
+            continue
+        out[rel] = data
+        budget -= len(data)
+    out.update(source)
+    # a file and a folder of the same name cannot both be there: the source's wins
+    for rel in sorted(out):
+        for parent in _parents(rel):
+            if parent in out and rel in out:
+                victim = rel if parent in source else parent
+                del out[victim]
+                left.append(f"{_clip(victim, 80)!r} (clashes with the assignment's files)")
+    if replaced:
+        notes.append("the assignment's own files replaced the student's copies of: "
+                     + ", ".join(repr(_clip(r, 80)) for r in replaced[:10]))
+    if left:
+        notes.append("student files not put in the notebook's folder: " + "; ".join(left[:10]))
+    return out
+
+
+def _parents(rel: str) -> list:
+    parts = rel.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
 def _finish(stem, nb, resources, ex, bundle: Bundle, env, config, notes, timings, t0) -> dict:
@@ -890,7 +1000,8 @@ def _finish(stem, nb, resources, ex, bundle: Bundle, env, config, notes, timings
     if ex.timed_out_cells:
         notes.append("cells interrupted by the per-cell timeout: "
                      + ", ".join(str(i + 1) for i in ex.timed_out_cells))
-    nb, resources = _post_execute(nb, resources, config)
+    with nbgrader_warnings(notes):
+        nb, resources = _post_execute(nb, resources, config)
     for cell in nb.cells:  # the course's preprocessors ran on those cells: rebuild them again
         if utils.is_grade(cell) and cell.cell_type == "code" and bundle.cells.get(
                 cell.metadata.nbgrader.get("grade_id")):
@@ -934,7 +1045,13 @@ def _finish(stem, nb, resources, ex, bundle: Bundle, env, config, notes, timings
     timings["feedback"] = time.monotonic() - t3
     timings["total"] = time.monotonic() - t0
     status = "graded" if ex.failure is None else "failed"
+    files = {}
+    for rel, path in getattr(ex, "files", {}).items():
+        try:
+            files[rel] = Path(path).read_bytes()
+        except OSError:
+            pass
     return {"status": status, "reason": ex.failure, "failure_kind": ex.failure_kind,
             "score": total, "max_score": max_total, "cells": cells, "autograded": autograded,
             "feedback": feedback, "notes": notes, "timings": timings,
-            "kernel_log": ex.kernel_log[-1500:] if ex.failure else ""}
+            "kernel_log": ex.kernel_log[-1500:] if ex.failure else "", "files": files}

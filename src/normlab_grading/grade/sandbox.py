@@ -96,7 +96,7 @@ class SandboxFiles:
 
     student_lib: Path  # a folder of packages (normlab/...): the jail's only copy of them
     cases: Path  # pre-computed cases (casefile format)
-    files: dict = field(default_factory=dict)  # name in /home/student -> host file
+    files: dict = field(default_factory=dict)  # relative path in /home/student -> host file
     mask: tuple = ()  # top-level module names to mask
     env: dict = field(default_factory=dict)  # extra environment variables
 
@@ -114,6 +114,7 @@ class ExecutionResult:
     kernel_log: str = ""
     notes: list = field(default_factory=list)  # for the submission's notes
     output_bytes: int = 0  # bytes received from the kernel (all messages)
+    files: dict = field(default_factory=dict)  # the home folder's files at the end: rel -> host path
 
 
 def bwrap_available() -> str | None:
@@ -410,8 +411,11 @@ _LAUNCHER = (
     "        pass\n"
     "AS, FS, CPU, NPROC = (int(x) for x in sys.argv[1:5])\n"
     "src = " + repr("/grading/init/files") + "\n"
-    "for name in sorted(os.listdir(src)):\n"
-    "    shutil.copyfile(os.path.join(src, name), os.path.join(" + repr("/dev/shm/home") + ", name))\n"
+    "for top, dirs, names in os.walk(src):\n"
+    "    dest = os.path.join(" + repr("/dev/shm/home") + ", os.path.relpath(top, src))\n"
+    "    os.makedirs(dest, exist_ok=True)\n"
+    "    for name in names:\n"
+    "        shutil.copyfile(os.path.join(top, name), os.path.join(dest, name))\n"
     "if os.path.isdir('/grading/mpl'):\n"  # matplotlib's font cache: no rebuild per notebook
     "    os.makedirs('/dev/shm/tmp/matplotlib', exist_ok=True)\n"
     "    for name in os.listdir('/grading/mpl'):\n"
@@ -706,9 +710,12 @@ def _prepare_scratch(scratch: Path, sb: SandboxFiles) -> None:
             f"raise ModuleNotFoundError({name!r} ' is not available while grading this assignment "
             f"(normlab-grade leaves out libraries the assignment does not use)', name={name!r})\n")
     for name, host in sb.files.items():
-        if "/" in name or name.startswith(".") or not name:
-            raise ValueError(f"assignment file name {name!r}: plain file names only")
-        shutil.copyfile(host, scratch / "init" / "files" / name)
+        problem = unsafe_relative_path(name)
+        if problem:
+            raise ValueError(f"file {name!r} for the jail's home folder: {problem}")
+        dest = scratch / "init" / "files" / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(host, dest)
     try:
         import matplotlib
 
@@ -719,8 +726,113 @@ def _prepare_scratch(scratch: Path, sb: SandboxFiles) -> None:
             shutil.copy2(fonts[-1], scratch / "mpl" / fonts[-1].name)
     except Exception:
         pass
-    for p in [scratch / "init", scratch / "init" / "files", *(scratch / "init" / "files").iterdir()]:
+    for p in [scratch / "init", scratch / "init" / "files", *(scratch / "init" / "files").rglob("*")]:
         os.chmod(p, 0o755 if p.is_dir() else 0o644)
+
+
+def unsafe_relative_path(rel: str) -> str | None:
+    """Why ``rel`` cannot be a file's place below a folder (absolute, ``..``, empty or
+    over-long components, control characters), or None when it can."""
+    if not isinstance(rel, str) or not rel:
+        return "an empty path"
+    if rel.startswith("/") or "\\" in rel:
+        return "an absolute path or a backslash"
+    if len(rel.encode("utf-8", "surrogateescape")) > 1024:
+        return "a path longer than 1024 bytes"
+    for part in rel.split("/"):
+        if part in ("", ".", ".."):
+            return f"a {part or 'empty'!r} path component"
+        if len(part.encode("utf-8", "surrogateescape")) > 255:
+            return "a path component longer than 255 bytes"
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in part):
+            return "a control character in the name"
+    return None
+
+
+MAX_KEPT_FILES = 1000  # files of the home folder kept after a run (the rest: a note)
+_SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints"}
+
+
+def _keep_home_files(home_fd: int, dest: Path, cap_bytes: int, notes: list) -> dict:
+    """Copy the regular files below the jail's home folder (``home_fd``, a directory fd
+    that outlives the jail) to ``dest``: at most ``cap_bytes`` in all and
+    ``MAX_KEPT_FILES`` files; links, devices and FIFOs are never followed nor kept. Each
+    file skipped gets a note. Returns relative path -> host path."""
+    kept: dict = {}
+    total = 0
+    skipped: list = []
+
+    def walk(dfd: int, rel: str, depth: int):
+        nonlocal total
+        try:
+            names = sorted(os.listdir(dfd))
+        except OSError:
+            return
+        for name in names:
+            path = f"{rel}{name}"
+            if unsafe_relative_path(path) or name in _SKIP_DIRS:
+                if name not in _SKIP_DIRS:
+                    skipped.append((path, "an unusable name"))
+                continue
+            try:
+                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if depth >= 20:
+                    skipped.append((path + "/", "folders nested too deep"))
+                    continue
+                try:
+                    sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dfd)
+                except OSError:
+                    continue
+                try:
+                    walk(sub, path + "/", depth + 1)
+                finally:
+                    os.close(sub)
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                skipped.append((path, "not a regular file (a link, FIFO or device)"))
+                continue
+            if len(kept) >= MAX_KEPT_FILES:
+                skipped.append((path, f"more than {MAX_KEPT_FILES} files"))
+                continue
+            if total + st.st_size > cap_bytes:
+                skipped.append((path, f"over the {cap_bytes // 2**20} MiB kept in all"))
+                continue
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dfd)
+            except OSError:
+                continue
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    continue
+                out = dest / path
+                out.parent.mkdir(parents=True, exist_ok=True)
+                with os.fdopen(os.dup(fd), "rb") as src, open(out, "wb") as fh:
+                    data = src.read(cap_bytes - total + 1)
+                    if total + len(data) > cap_bytes:
+                        skipped.append((path, f"over the {cap_bytes // 2**20} MiB kept in all"))
+                        fh.close()
+                        out.unlink()
+                        continue
+                    fh.write(data)
+                total += len(data)
+                kept[path] = out
+            finally:
+                os.close(fd)
+
+    walk(home_fd, "", 0)
+    if skipped:
+        shown = "; ".join(f"{_show_name(p)} ({why})" for p, why in skipped[:10])
+        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        notes.append(f"files the notebook left in its folder not kept: {shown}{more}")
+    return kept
+
+
+def _show_name(name: str, limit: int = 120) -> str:
+    text = name.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ----------------------------------------------------------------------------- the jail's root
@@ -732,6 +844,7 @@ class JailRoot:
 
     def __init__(self):
         self.fd: int | None = None
+        self.home_fd: int | None = None  # the home folder: readable after the jail is gone
 
     def open(self, info_file: Path, bwrap_pid: int, alive, deadline: float) -> bool:
         pid = None
@@ -759,6 +872,10 @@ class JailRoot:
                     return False
                 if self._exists(root, JAIL.strip("/") + "/.jail-ready"):
                     self.fd = root
+                    try:
+                        self.home_fd = self._walk(root, JAIL.strip("/") + "/home")
+                    except OSError:
+                        self.home_fd = None
                     return True
                 os.close(root)
                 time.sleep(0.01)
@@ -813,8 +930,10 @@ class JailRoot:
 
     def close(self):
         fd, self.fd = self.fd, None
-        if fd is not None:
-            os.close(fd)
+        home, self.home_fd = self.home_fd, None
+        for d in (fd, home):
+            if d is not None:
+                os.close(d)
 
 
 class _LogTail(threading.Thread):
@@ -1336,6 +1455,14 @@ def execute_notebook(nb, sb: SandboxFiles, limits: Limits, config=None,
         if cgroup is not None and state["reason"] is None and cgroup.oom_kills() > 0:
             state.update(kind="memory", reason=memory_text(ex.current_cell), cell=ex.current_cell)
             kill_reason = state["reason"]
+        kept = {}
+        if jail.home_fd is not None:  # the jail is dead; its file system is still open
+            try:
+                kept = _keep_home_files(jail.home_fd, scratch / "home", int(limits.disk_mb * 2**20),
+                                        notes)
+            except Exception as exc:  # never fail a run for the files it leaves
+                notes.append(f"files the notebook left in its folder not kept "
+                             f"({type(exc).__name__}: {str(exc)[:200]})")
         jail.close()
         if cgroup is not None:
             cgroup.remove()
@@ -1365,7 +1492,7 @@ def execute_notebook(nb, sb: SandboxFiles, limits: Limits, config=None,
         nb=nb, records=dict(ex.harvest), failure=failure, failure_kind=kind,
         stopped_at=state["cell"], executed=set(ex.executed),
         timed_out_cells=list(ex.timed_out), seconds=time.monotonic() - start, kernel_log=log,
-        notes=notes, output_bytes=received[0])
+        notes=notes, output_bytes=received[0], files=kept)
     result.scratch = scratch
     if not keep_scratch:
         result.cleanup = lambda: shutil.rmtree(scratch, ignore_errors=True)

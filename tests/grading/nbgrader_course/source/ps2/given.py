@@ -1,0 +1,3 @@
+"""Given with the assignment: the grader uses this copy."""
+
+OFFSET = 7
