@@ -35,7 +35,7 @@ __all__ = [
 
 
 def train_bn_mlp(seed: int = 0, epochs: int = 10, momentum=0.1, lr: float = 1e-3,
-                 norm: str | None = "bn"):
+                 norm: str | None = "bn", placement: str = "before"):
     """Article 002's model with BN, trained on article 002's data; returns ``(model, data)``.
 
     data = (X_train, y_train, X_test, y_test) as torch tensors from
@@ -43,13 +43,24 @@ def train_bn_mlp(seed: int = 0, epochs: int = 10, momentum=0.1, lr: float = 1e-3
     initialised after ``seed_everything(seed)``; Adam, batch 32. ``momentum`` is set on both BN
     layers (it changes only the running statistics, never the trained weights).
     ``norm=None`` trains the same network without BN (the linear layers get biases), the
-    baseline for comparisons.
+    baseline for comparisons. ``placement="after"`` puts BN after the ReLU, as article 002's
+    Keras code does (``Dense(64, relu)`` then ``BatchNormalization``; the linear layers keep
+    their biases, which are no longer redundant); ``"before"`` is Ioffe and Szegedy's
+    ``Linear -> BN -> ReLU``.
     """
     if norm not in ("bn", None):
         raise ValueError(f"norm must be 'bn' or None, got {norm!r}")
+    if placement not in ("before", "after"):
+        raise ValueError(f"placement must be 'before' or 'after', got {placement!r}")
     data = to_tensors(article002_classification(seed=seed))
     seed_everything(seed)
-    model = mlp(20, (64, 64), 1, norm=norm)
+    if norm == "bn" and placement == "after":
+        import torch.nn as nn
+
+        model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.BatchNorm1d(64),
+                              nn.Linear(64, 64), nn.ReLU(), nn.BatchNorm1d(64), nn.Linear(64, 1))
+    else:
+        model = mlp(20, (64, 64), 1, norm=norm)
     set_bn_momentum(model, momentum)
     train(model, data, epochs=epochs, batch_size=32, lr=lr, seed=seed, eval_every_epoch=False)
     model.eval()

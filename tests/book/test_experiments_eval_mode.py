@@ -111,3 +111,19 @@ def test_train_bn_mlp_without_norm_has_no_bn_and_rejects_other_norms():
     assert acc > 0.7
     with pytest.raises(ValueError, match="norm must be 'bn' or None"):
         train_bn_mlp(seed=0, epochs=1, norm="ln")
+
+
+def test_train_bn_mlp_after_activation_is_article002s_keras_order():
+    model, data = train_bn_mlp(seed=0, epochs=1, placement="after")
+    kinds = [type(l).__name__ for l in model]
+    assert kinds == ["Linear", "ReLU", "BatchNorm1d", "Linear", "ReLU", "BatchNorm1d", "Linear"]
+    assert model[0].bias is not None and model[3].bias is not None
+    # BN after the ReLU: in eval mode, the first BN layer's input is nonnegative
+    with torch.no_grad():
+        h = model[1](model[0](data[2]))
+    assert h.min() >= 0
+    with torch.no_grad():
+        acc = ((model(data[2])[:, 0] > 0).long() == data[3]).float().mean().item()
+    assert acc > 0.7
+    with pytest.raises(ValueError, match="placement"):
+        train_bn_mlp(seed=0, epochs=1, placement="middle")
