@@ -48,7 +48,8 @@ from .groupwise import (
     norm_over_axes_backward,
     norm_over_axes_forward,
 )
-from .renorm import batchrenorm_backward, batchrenorm_forward, renorm_schedule, update_moving_stats
+from .renorm import batchrenorm_backward, batchrenorm_forward, renorm_schedule
+from .running_stats import running_factor, update_moving_stats
 from .spectralnorm import SpectralNorm, spectral_norm, spectral_norm_backward, spectral_norm_init
 from .weightnorm import weightnorm_backward, weightnorm_forward
 

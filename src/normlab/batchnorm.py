@@ -32,12 +32,18 @@ float32 input stays float32 throughout. These functions agree with torch to roun
 from __future__ import annotations
 
 import math
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import as_float_array, check_param_shape, check_rank
+from .validation import (
+    as_float_array,
+    check_eps,
+    check_min_rank,
+    check_more_than_one,
+    check_param_shape,
+    check_rank,
+)
 
 __all__ = [
     "BatchNormCache",
@@ -84,22 +90,10 @@ class BatchNormCache(NamedTuple):
 # ----------------------------------------------------------------------------- validation
 
 
-def _check_eps(eps) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-        raise TypeError(f"eps must be a real number, got {type(eps).__name__}")
-    if not (math.isfinite(eps) and eps >= 0):
-        raise ValueError(f"eps must be finite and >= 0, got {eps}")
-    return float(eps)
-
-
 def _check_input(x) -> np.ndarray:
     """x as a finite float array of rank >= 2 (N, C, *spatial)."""
     x = as_float_array(x, "x")
-    if x.ndim < 2:
-        raise ValueError(
-            f"expected 2D or higher input (N, C, *spatial) for x (got {x.ndim}D input of "
-            f"shape {x.shape})"
-        )
+    check_min_rank(x, 2, "x", "(N, C, *spatial)")
     return x
 
 
@@ -110,15 +104,6 @@ def _check_channel_param(p, name: str, x: np.ndarray) -> np.ndarray:
 
 def _values_per_channel(shape) -> int:
     return int(shape[0] * math.prod(shape[2:]))
-
-
-def _check_training_batch(x: np.ndarray) -> None:
-    """torch's ``_verify_batch_size``: batch statistics need more than one value per channel."""
-    if _values_per_channel(x.shape) == 1:
-        raise ValueError(
-            "Expected more than 1 value per channel when training, got input size "
-            f"{tuple(x.shape)}"
-        )
 
 
 def _check_dout(dout, cache: BatchNormCache, training: bool) -> np.ndarray:
@@ -134,10 +119,7 @@ def _check_dout(dout, cache: BatchNormCache, training: bool) -> np.ndarray:
             else ("batchnorm_eval_forward", "batchnorm_eval_backward")
         )
         raise ValueError(f"this cache was made by {made_by}; use {use} with it")
-    dout = as_float_array(dout, "dout")
-    if dout.shape != cache.x.shape:
-        raise ValueError(f"dout must have shape {cache.x.shape}, got {dout.shape}")
-    return dout.astype(cache.x.dtype, copy=False)
+    return check_param_shape(dout, cache.x.shape, "dout").astype(cache.x.dtype, copy=False)
 
 
 # ------------------------------------------------------------------ channel-rows kernels
@@ -191,8 +173,8 @@ def batchnorm_forward(x, gamma, beta, eps: float = 1e-5):
     x = _check_input(x)
     gamma = _check_channel_param(gamma, "gamma", x)
     beta = _check_channel_param(beta, "beta", x)
-    eps = _check_eps(eps)
-    _check_training_batch(x)
+    eps = check_eps(eps)
+    check_more_than_one(_values_per_channel(x.shape), x.shape)
     if x.size == 0:
         nan = np.full(x.shape[1], np.nan, x.dtype)
         cache = BatchNormCache(x, np.empty_like(x), nan, nan, nan, gamma, eps, True)
@@ -299,7 +281,7 @@ def batchnorm_eval_forward(x, gamma, beta, running_mean, running_var, eps: float
     var = check_param_shape(running_var, (x.shape[1],), "running_var")
     if np.any(var < 0):
         raise ValueError("running_var must be >= 0")
-    eps = _check_eps(eps)
+    eps = check_eps(eps)
     invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
     cache = BatchNormCache(x, None, mean, var, invstd, gamma, eps, False)
     if x.size == 0:

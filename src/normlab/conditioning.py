@@ -19,8 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import check_rank
-from .scaling import _as_2d, _as_real_array
+from .validation import as_data_matrix, as_real_array, check_flag, check_rank
 
 __all__ = [
     "GDResult",
@@ -52,9 +51,8 @@ class GDResult(NamedTuple):
 # ----------------------------------------------------------------------------- validation
 def _design(X, fit_intercept: bool) -> np.ndarray:
     """The float64 design matrix D, (n, d) or (n, d + 1) with a trailing column of ones."""
-    if not isinstance(fit_intercept, (bool, np.bool_)):
-        raise TypeError(f"fit_intercept must be True or False, got {fit_intercept!r}")
-    D = _as_2d(X).astype(np.float64, copy=False)
+    check_flag(fit_intercept, "fit_intercept")
+    D = as_data_matrix(X).astype(np.float64, copy=False)
     if fit_intercept:
         D = np.hstack([D, np.ones((D.shape[0], 1))])
     return D
@@ -62,7 +60,7 @@ def _design(X, fit_intercept: bool) -> np.ndarray:
 
 def _target(y, n: int) -> np.ndarray:
     """Validate ``y`` as a float64 vector of shape (n,)."""
-    y = _as_real_array(y, "y").astype(np.float64, copy=False)
+    y = as_real_array(y, "y").astype(np.float64, copy=False)
     if y.ndim != 1:
         raise ValueError(
             f"y must be 1D of shape (n_samples,), got shape {y.shape}; use y.ravel() for a "
@@ -145,7 +143,7 @@ def gradient_descent(
     if w0 is None:
         w = np.zeros(p)
     else:
-        w = np.array(_as_real_array(w0, "w0"), dtype=np.float64)
+        w = np.array(as_real_array(w0, "w0"), dtype=np.float64)
         if w.shape != (p,):
             raise ValueError(
                 f"w0 must have shape ({p},) (one weight per column"
@@ -203,7 +201,7 @@ def count_gd_iterations(
 
 # ----------------------------------------------------------------------------- book helpers
 def _grid(values, name: str) -> np.ndarray:
-    arr = _as_real_array(values, name).astype(np.float64, copy=False)
+    arr = as_real_array(values, name).astype(np.float64, copy=False)
     check_rank(arr, 1, name, "(a grid of weight values)")
     if arr.size == 0:
         raise ValueError(f"{name} is empty; expected at least one value")
@@ -251,7 +249,7 @@ def make_elongated_regression(n_samples=200, scales=(1.0, 100.0), noise=0.1, see
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if not isinstance(noise, numbers.Real) or not np.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
-    scales = _as_real_array(scales, "scales").astype(np.float64, copy=False)
+    scales = as_real_array(scales, "scales").astype(np.float64, copy=False)
     if scales.ndim != 1 or scales.size == 0 or np.any(scales <= 0):
         raise ValueError(f"scales must be a non-empty 1D sequence of numbers > 0, got {scales!r}")
     rng = np.random.default_rng(seed)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_float_array
+from .validation import as_float_array
 from .layers import BatchNorm, _NormBase
 
 __all__ = ["fold_batchnorm"]

@@ -31,12 +31,23 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import as_float_array, check_param_shape
-from .normalize import normalize_backward, normalize_forward
+from .normalize import (
+    normalize_backward,
+    normalize_forward,
+    scale_shift_backward,
+    scale_shift_forward,
+)
+from .validation import (
+    as_float_array,
+    check_axes,
+    check_eps,
+    check_int,
+    check_min_rank,
+    check_more_than_one,
+    check_param_shape,
+)
 
 __all__ = [
-    "scale_shift_forward",
-    "scale_shift_backward",
     "norm_over_axes_forward",
     "norm_over_axes_backward",
     "layernorm_forward",
@@ -65,96 +76,6 @@ class GroupNormCache(NamedTuple):
     x_shape: tuple[int, ...]
 
 
-# ----------------------------------------------------------------------------- validation
-
-
-def _check_eps(eps) -> float:
-    """Return ``eps`` as a float, refusing negative, non-finite and non-numeric values."""
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)):
-        raise TypeError(f"eps must be a number, got {type(eps).__name__}")
-    if not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite number >= 0, got {eps}")
-    return float(eps)
-
-
-def _check_axes(axes, ndim: int, name: str) -> tuple[int, ...]:
-    """Return ``axes`` as sorted non-negative ints; refuse duplicates and out-of-range axes."""
-    try:
-        raw = tuple(int(a) for a in (axes if np.iterable(axes) else (axes,)))
-    except TypeError:
-        raise TypeError(f"{name} must be an int or a sequence of ints, got {axes!r}") from None
-    out = []
-    for a in raw:
-        if not -ndim <= a < ndim:
-            raise np.exceptions.AxisError(a, ndim, msg_prefix=name)
-        out.append(a % ndim)
-    if len(set(out)) != len(out):
-        raise ValueError(f"{name} contains a repeated axis: {raw}")
-    return tuple(sorted(out))
-
-
-def _check_min_rank(x: np.ndarray, min_ndim: int, layout: str) -> None:
-    """Raise ValueError unless ``x`` has at least ``min_ndim`` axes (layout names them)."""
-    if x.ndim < min_ndim:
-        raise ValueError(
-            f"expected input of shape {layout} with at least {min_ndim} dimensions "
-            f"(got {x.ndim}D input of shape {x.shape})"
-        )
-
-
-def _check_dout(dout, shape: tuple[int, ...]) -> np.ndarray:
-    """Return ``dout`` as a float array of exactly the forward output's ``shape``."""
-    return check_param_shape(dout, shape, "dout")
-
-
-# ---------------------------------------------------------------------- scale and shift
-
-
-def _param_view(p: np.ndarray, ndim: int, param_axes: tuple[int, ...]) -> np.ndarray:
-    """Reshape ``p`` (shape x.shape[param_axes]) so it broadcasts along the other axes."""
-    shape = [1] * ndim
-    for axis, size in zip(param_axes, p.shape):
-        shape[axis] = size
-    return p.reshape(shape)
-
-
-def scale_shift_forward(x_hat, gamma, beta, param_axes):
-    """Return ``gamma * x_hat + beta`` with gamma/beta living on ``param_axes`` of x_hat.
-
-    Shapes: ``x_hat`` any shape; ``gamma`` and ``beta`` exactly
-    ``tuple(x_hat.shape[a] for a in param_axes)`` (no other broadcasting), or None.
-    """
-    param_axes = tuple(param_axes)
-    expected = tuple(x_hat.shape[a] for a in param_axes)
-    out = x_hat
-    if gamma is not None:
-        gamma = check_param_shape(gamma, expected, "gamma")
-        out = out * _param_view(gamma, x_hat.ndim, param_axes)
-    if beta is not None:
-        beta = check_param_shape(beta, expected, "beta")
-        out = out + _param_view(beta, x_hat.ndim, param_axes)
-    if out is x_hat:
-        out = x_hat.copy()
-    return out
-
-
-def scale_shift_backward(dout, x_hat, gamma, param_axes, has_beta: bool = True):
-    """Gradients of ``gamma * x_hat + beta``: return ``(dx_hat, dgamma, dbeta)``.
-
-    Shapes: ``dout`` and ``dx_hat`` like ``x_hat``; ``dgamma``/``dbeta`` like gamma (sums
-    over every axis not in ``param_axes``), or None when gamma / beta is absent.
-    """
-    param_axes = tuple(param_axes)
-    summed = tuple(a for a in range(x_hat.ndim) if a not in param_axes)
-    param_shape = tuple(x_hat.shape[a] for a in param_axes)
-    dbeta = dout.sum(axis=summed).reshape(param_shape) if has_beta else None
-    if gamma is None:
-        return dout, None, dbeta
-    dgamma = (dout * x_hat).sum(axis=summed).reshape(param_shape)
-    dx_hat = dout * _param_view(gamma, x_hat.ndim, param_axes)
-    return dx_hat, dgamma, dbeta
-
-
 # -------------------------------------------------------------------- the one operation
 
 
@@ -177,9 +98,9 @@ def norm_over_axes_forward(x, gamma, beta, axes, param_axes, eps: float = 1e-5):
     Returns ``(out, cache)``; statistics use the biased variance.
     """
     x = as_float_array(x, "x")
-    axes = _check_axes(axes, x.ndim, "axes")
-    param_axes = _check_axes(param_axes, x.ndim, "param_axes")
-    return _norm_over_axes(x, gamma, beta, axes, param_axes, _check_eps(eps))
+    axes = check_axes(axes, x.ndim, "axes")
+    param_axes = check_axes(param_axes, x.ndim, "param_axes")
+    return _norm_over_axes(x, gamma, beta, axes, param_axes, check_eps(eps))
 
 
 def norm_over_axes_backward(dout, cache: NormOverAxesCache):
@@ -187,7 +108,7 @@ def norm_over_axes_backward(dout, cache: NormOverAxesCache):
 
     Shapes: ``dout`` and ``dx`` like x; ``dgamma``/``dbeta`` like gamma/beta (None if absent).
     """
-    dout = _check_dout(dout, cache.x_hat.shape)
+    dout = check_param_shape(dout, cache.x_hat.shape, "dout")
     dx_hat, dgamma, dbeta = scale_shift_backward(
         dout, cache.x_hat, cache.gamma, cache.param_axes, cache.has_beta
     )
@@ -229,7 +150,7 @@ def layernorm_forward(x, gamma, beta, eps: float = 1e-5, *, normalized_shape=Non
             f"(*, {', '.join(map(str, shape))}), got input of shape {x.shape}"
         )
     axes = tuple(range(x.ndim - k, x.ndim))
-    return _norm_over_axes(x, gamma, beta, axes, axes, _check_eps(eps))
+    return _norm_over_axes(x, gamma, beta, axes, axes, check_eps(eps))
 
 
 def layernorm_backward(dout, cache: NormOverAxesCache):
@@ -242,10 +163,7 @@ def layernorm_backward(dout, cache: NormOverAxesCache):
 
 def _check_num_groups(num_groups, num_channels: int) -> int:
     """Return ``num_groups`` as an int that is positive and divides ``num_channels``."""
-    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)):
-        raise TypeError(f"num_groups must be an int, got {type(num_groups).__name__}")
-    if num_groups <= 0:
-        raise ValueError(f"num_groups must be positive, got {num_groups}")
+    num_groups = check_int(num_groups, "num_groups", 1)
     if num_channels % num_groups:
         raise ValueError(
             f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})"
@@ -261,17 +179,14 @@ def groupnorm_forward(x, gamma, beta, num_groups: int, eps: float = 1e-5):
     with gamma viewed as (G, C/G). Returns ``(out, cache)``, ``out`` of shape (N, C, *spatial).
     """
     x = as_float_array(x, "x")
-    _check_min_rank(x, 2, "(N, C, *spatial)")
+    check_min_rank(x, 2, "x", "(N, C, *spatial)")
     n, c = x.shape[:2]
     groups = _check_num_groups(num_groups, c)
     # torch quirk, mirrored: F.group_norm applies batch norm's batch-size check to the view
     # (N * C/G, G, *spatial), so it refuses N * C/G * prod(spatial) == 1 but accepts other
     # one-element groups (e.g. x of shape (2, 1)), whose output is 0.
-    if n * (c // groups) * math.prod(x.shape[2:]) == 1:
-        raise ValueError(
-            f"Expected more than 1 value per channel when training, got input size {x.shape}"
-        )
-    eps = _check_eps(eps)
+    check_more_than_one(n * (c // groups) * math.prod(x.shape[2:]), x.shape)
+    eps = check_eps(eps)
     params = []
     for p, name in ((gamma, "gamma"), (beta, "beta")):
         if p is not None:
@@ -285,7 +200,7 @@ def groupnorm_forward(x, gamma, beta, num_groups: int, eps: float = 1e-5):
 
 def groupnorm_backward(dout, cache: GroupNormCache):
     """Backward of ``groupnorm_forward``: ``(dx, dgamma, dbeta)``; dgamma/dbeta shape (C,)."""
-    dout = _check_dout(dout, cache.x_shape)
+    dout = check_param_shape(dout, cache.x_shape, "dout")
     dx, dgamma, dbeta = norm_over_axes_backward(dout.reshape(cache.inner.x_hat.shape), cache.inner)
     c = cache.x_shape[1]
     flat = [None if g is None else g.reshape(c) for g in (dgamma, dbeta)]
@@ -303,13 +218,10 @@ def instancenorm_forward(x, gamma=None, beta=None, eps: float = 1e-5):
     (``track_running_stats=True``) are not modelled. Returns ``(out, cache)``.
     """
     x = as_float_array(x, "x")
-    _check_min_rank(x, 2, "(N, C, *spatial)")
-    if math.prod(x.shape[2:]) == 1:  # torch's check: exactly one element (0 gives empty output)
-        raise ValueError(
-            f"Expected more than 1 spatial element when training, got input size {x.shape}"
-        )
+    check_min_rank(x, 2, "x", "(N, C, *spatial)")
+    check_more_than_one(math.prod(x.shape[2:]), x.shape, "spatial element")  # 0: empty output
     axes = tuple(range(2, x.ndim))
-    return _norm_over_axes(x, gamma, beta, axes, (1,), _check_eps(eps))
+    return _norm_over_axes(x, gamma, beta, axes, (1,), check_eps(eps))
 
 
 def instancenorm_backward(dout, cache: NormOverAxesCache):

@@ -37,23 +37,18 @@ operations.
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import as_float_array
 from .batchnorm import (
-    _check_eps,
-    _check_channel_param,
-    _check_input,
-    _check_training_batch,
     batchnorm_backward_alt,
     batchnorm_eval_backward,
     batchnorm_eval_forward,
     batchnorm_forward,
 )
-from .momentum import check_momentum
+from .running_stats import running_factor, update_moving_stats
+from .validation import as_float_array, check_eps, check_flag, check_int, check_momentum
 
 __all__ = ["BatchNorm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "IncompatibleKeys"]
 
@@ -63,12 +58,6 @@ class IncompatibleKeys(NamedTuple):
 
     missing_keys: list
     unexpected_keys: list
-
-
-def _check_flag(value, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return bool(value)
 
 
 def _quoted(keys) -> str:
@@ -98,16 +87,12 @@ class _NormBase:
         *,
         bias: bool = True,
     ) -> None:
-        if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral):
-            raise TypeError(f"num_features must be an int, got {type(num_features).__name__}")
-        if num_features < 1:
-            raise ValueError(f"num_features must be >= 1, got {num_features}")
-        self.num_features = int(num_features)
-        self.eps = _check_eps(eps)
+        self.num_features = check_int(num_features, "num_features", 1)
+        self.eps = check_eps(eps)
         self.momentum = None if momentum is None else check_momentum(momentum)
-        self.affine = _check_flag(affine, "affine")
-        self.track_running_stats = _check_flag(track_running_stats, "track_running_stats")
-        use_bias = _check_flag(bias, "bias")
+        self.affine = check_flag(affine, "affine")
+        self.track_running_stats = check_flag(track_running_stats, "track_running_stats")
+        use_bias = check_flag(bias, "bias")
         c = self.num_features
         self.weight = np.ones(c) if self.affine else None
         self.bias = np.zeros(c) if self.affine and use_bias else None
@@ -269,18 +254,13 @@ class BatchNorm(_NormBase):
         beta = self.bias if self.bias is not None else np.zeros(c)
         return gamma, beta
 
-    def _factor(self) -> float:
-        """torch's ``exponential_average_factor``."""
-        if self.momentum is not None:
-            return self.momentum
-        return 1.0 / float(self.num_batches_tracked)
-
     def _update_running_stats(self, cache, n: int) -> None:
-        f = self._factor()
-        self.running_mean *= 1.0 - f
-        self.running_mean += f * cache.mu.astype(np.float64)
-        self.running_var *= 1.0 - f
-        self.running_var += f * cache.var.astype(np.float64) * (n / (n - 1))
+        f = running_factor(self.momentum, self.num_batches_tracked)
+        mean, var = update_moving_stats(self.running_mean, self.running_var,
+                                        cache.mu.astype(np.float64),
+                                        cache.var.astype(np.float64), n, f)
+        self.running_mean[...] = mean
+        self.running_var[...] = var
 
     def forward(self, x) -> np.ndarray:
         """Normalize x of shape (N, C, *spatial); return an array of the same shape."""
@@ -294,7 +274,6 @@ class BatchNorm(_NormBase):
                 f"expected input with {self.num_features} channels (axis 1), got shape {x.shape}"
             )
         gamma, beta = self._gamma_beta()
-        x = _check_input(x)
         if self.training or self.running_mean is None:
             out, cache = batchnorm_forward(x, gamma, beta, self.eps)
             if tracking and x.size:

@@ -7,20 +7,9 @@ The same update therefore has ``torch_m = 1 - keras_m``: Keras 0.99 is torch 0.0
 
 from __future__ import annotations
 
-import math
-import numbers
+from .validation import check_momentum
 
-__all__ = ["check_momentum", "keras_to_torch_momentum", "torch_to_keras_momentum"]
-
-
-def check_momentum(m, name: str = "momentum") -> float:
-    """``m`` as a float; TypeError if not a real number, ValueError if not in [0, 1]."""
-    if isinstance(m, bool) or not isinstance(m, numbers.Real):
-        raise TypeError(f"{name} must be a real number in [0, 1], got {type(m).__name__}")
-    m = float(m)
-    if not (math.isfinite(m) and 0.0 <= m <= 1.0):
-        raise ValueError(f"{name} must be in [0, 1], got {m}")
-    return m
+__all__ = ["keras_to_torch_momentum", "torch_to_keras_momentum"]
 
 
 def keras_to_torch_momentum(m) -> float:

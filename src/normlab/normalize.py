@@ -1,4 +1,5 @@
-"""The one operation behind every normalization in the course: normalize over some axes.
+"""The operations behind every normalization in the course: normalize over some axes, then
+scale and shift.
 
 Batch, layer, instance and group normalization all compute
 
@@ -7,13 +8,24 @@ Batch, layer, instance and group normalization all compute
 with the mean and the BIASED variance taken over a set of axes; they differ only in which
 axes (and, for group norm, after a reshape). Shapes: ``x`` has any shape; ``axes`` is a tuple
 of axis indices; ``x_hat`` has the shape of ``x``; statistics keep the reduced axes as size 1.
+
+The learned scale and shift that follow, ``gamma * x_hat + beta``, have their parameters on
+some other axes (``param_axes``): :func:`scale_shift_forward` / :func:`scale_shift_backward`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["normalize_forward", "normalize_backward"]
+from .validation import check_param_shape
+
+__all__ = [
+    "normalize_forward",
+    "normalize_backward",
+    "param_view",
+    "scale_shift_forward",
+    "scale_shift_backward",
+]
 
 
 def normalize_forward(x: np.ndarray, axes: tuple[int, ...], eps: float = 1e-5):
@@ -40,3 +52,48 @@ def normalize_backward(dx_hat: np.ndarray, cache) -> np.ndarray:
     mean_d = dx_hat.mean(axis=axes, keepdims=True)
     mean_dx = np.mean(dx_hat * x_hat, axis=axes, keepdims=True)
     return invstd * (dx_hat - mean_d - x_hat * mean_dx)
+
+
+def param_view(p: np.ndarray, ndim: int, param_axes: tuple[int, ...]) -> np.ndarray:
+    """Reshape ``p`` (shape x.shape[param_axes]) so it broadcasts along the other axes."""
+    shape = [1] * ndim
+    for axis, size in zip(param_axes, p.shape):
+        shape[axis] = size
+    return p.reshape(shape)
+
+
+def scale_shift_forward(x_hat, gamma, beta, param_axes):
+    """Return ``gamma * x_hat + beta`` with gamma/beta living on ``param_axes`` of x_hat.
+
+    Shapes: ``x_hat`` any shape; ``gamma`` and ``beta`` exactly
+    ``tuple(x_hat.shape[a] for a in param_axes)`` (no other broadcasting), or None.
+    """
+    param_axes = tuple(param_axes)
+    expected = tuple(x_hat.shape[a] for a in param_axes)
+    out = x_hat
+    if gamma is not None:
+        gamma = check_param_shape(gamma, expected, "gamma")
+        out = out * param_view(gamma, x_hat.ndim, param_axes)
+    if beta is not None:
+        beta = check_param_shape(beta, expected, "beta")
+        out = out + param_view(beta, x_hat.ndim, param_axes)
+    if out is x_hat:
+        out = x_hat.copy()
+    return out
+
+
+def scale_shift_backward(dout, x_hat, gamma, param_axes, has_beta: bool = True):
+    """Gradients of ``gamma * x_hat + beta``: return ``(dx_hat, dgamma, dbeta)``.
+
+    Shapes: ``dout`` and ``dx_hat`` like ``x_hat``; ``dgamma``/``dbeta`` like gamma (sums
+    over every axis not in ``param_axes``), or None when gamma / beta is absent.
+    """
+    param_axes = tuple(param_axes)
+    summed = tuple(a for a in range(x_hat.ndim) if a not in param_axes)
+    param_shape = tuple(x_hat.shape[a] for a in param_axes)
+    dbeta = dout.sum(axis=summed).reshape(param_shape) if has_beta else None
+    if gamma is None:
+        return dout, None, dbeta
+    dgamma = (dout * x_hat).sum(axis=summed).reshape(param_shape)
+    dx_hat = dout * param_view(gamma, x_hat.ndim, param_axes)
+    return dx_hat, dgamma, dbeta

@@ -24,20 +24,27 @@ Shapes: ``x`` (N, C) or (N, C, *spatial); gamma, beta, running_mean, running_var
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import as_float_array, check_param_shape
-from .groupwise import _check_dout, _check_eps, _check_min_rank, _param_view
-from .groupwise import scale_shift_backward, scale_shift_forward
-from .normalize import normalize_backward, normalize_forward
+from .batchnorm import batchnorm_backward_alt, batchnorm_eval_forward, batchnorm_forward
+from .normalize import param_view, scale_shift_backward, scale_shift_forward
+from .running_stats import update_moving_stats
+from .validation import (
+    as_float_array,
+    check_eps,
+    check_int,
+    check_min_rank,
+    check_momentum,
+    check_number,
+    check_param_shape,
+)
 
 __all__ = [
     "batchrenorm_forward",
     "batchrenorm_backward",
-    "update_moving_stats",
+    "update_moving_stats",  # defined in normlab.running_stats, shared with batch norm
     "renorm_schedule",
 ]
 
@@ -52,43 +59,11 @@ class BatchRenormCache(NamedTuple):
     running_mean: np.ndarray  # (C,), after this step's update (unchanged in eval)
     running_var: np.ndarray  # (C,), after this step's update (unchanged in eval)
     running_invstd: np.ndarray  # (C,), 1 / sqrt(running_var + eps) BEFORE the update
-    norm_cache: tuple | None = None  # normalize_forward's cache (training, non-empty x)
+    norm_cache: tuple | None = None  # batchnorm_forward's cache of x0 (training, non-empty x)
     r: np.ndarray | None = None  # (C,), training only
     d: np.ndarray | None = None  # (C,), training only
     batch_mean: np.ndarray | None = None  # (C,), training only
     batch_var: np.ndarray | None = None  # (C,), biased, training only
-
-
-def _check_number(value, name: str, lowest: float) -> float:
-    """Return ``value`` as a finite float that is at least ``lowest``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value < lowest:
-        raise ValueError(f"{name} must be a finite number >= {lowest}, got {value}")
-    return float(value)
-
-
-def _check_momentum(momentum) -> float:
-    """Return ``momentum`` as a float in [0, 1] (torch convention: weight of the batch)."""
-    momentum = _check_number(momentum, "momentum", 0.0)
-    if momentum > 1:
-        raise ValueError(f"momentum must be in [0, 1], got {momentum}")
-    return momentum
-
-
-def update_moving_stats(running_mean, running_var, batch_mean, batch_var, n: int, momentum=0.1):
-    """Torch BatchNorm's running-statistics update; return ``(new_mean, new_var)``.
-
-    ``new = (1 - momentum) * running + momentum * batch`` with the UNBIASED batch variance
-    ``batch_var * n / (n - 1)`` (``batch_var`` is the biased one, n values per channel).
-    All arrays have shape (C,); the inputs are not modified.
-    """
-    momentum = _check_momentum(momentum)
-    if n < 2:
-        raise ValueError(f"the unbiased variance needs n >= 2 values per channel, got n={n}")
-    new_mean = (1 - momentum) * running_mean + momentum * batch_mean
-    new_var = (1 - momentum) * running_var + momentum * batch_var * (n / (n - 1))
-    return new_mean, new_var
 
 
 def batchrenorm_forward(
@@ -111,49 +86,43 @@ def batchrenorm_forward(
     ``training=False`` normalizes with the running statistics, as batch norm's eval.
     """
     x = as_float_array(x, "x")
-    _check_min_rank(x, 2, "(N, C, *spatial)")
+    check_min_rank(x, 2, "x", "(N, C, *spatial)")
     c = x.shape[1]
     running_mean = check_param_shape(running_mean, (c,), "running_mean")
     running_var = check_param_shape(running_var, (c,), "running_var")
-    if np.any(running_var < 0):
-        raise ValueError("running_var must be >= 0 everywhere")
-    r_max = _check_number(r_max, "r_max", 1.0)
-    d_max = _check_number(d_max, "d_max", 0.0)
-    eps = _check_eps(eps)
-    _check_momentum(momentum)
-    running_invstd = 1.0 / np.sqrt(running_var + eps)
+    r_max = check_number(r_max, "r_max", 1.0)
+    d_max = check_number(d_max, "d_max", 0.0)
+    eps = check_eps(eps)
+    momentum = check_momentum(momentum)
+    ones, zeros = np.ones(c, x.dtype), np.zeros(c, x.dtype)
+    # batch norm's eval forward with gamma = 1, beta = 0: (x - mean) * invstd, and the
+    # checks of the running statistics (running_var >= 0)
+    x_eval, eval_cache = batchnorm_eval_forward(x, ones, zeros, running_mean, running_var, eps)
     fixed = dict(
         gamma=None if gamma is None else np.asarray(gamma),
         has_beta=beta is not None,
-        running_invstd=running_invstd,
+        running_invstd=eval_cache.invstd,
     )
-
-    def per_channel(p):  # (C,) -> broadcastable against x
-        return _param_view(p, x.ndim, (1,))
-
-    n = x.size // c if c else 0
     if not training:
-        x_hat = (x - per_channel(running_mean)) * per_channel(running_invstd)
-    elif n == 1:
-        raise ValueError(
-            f"Expected more than 1 value per channel when training, got input size {x.shape}"
-        )
-    elif x.size == 0:  # empty batch: empty output, running statistics unchanged
-        x_hat = np.empty_like(x)
+        x_hat = x_eval
     else:
-        x0, norm_cache = normalize_forward(x, (0, *range(2, x.ndim)), eps)  # (x - mu_B) / sigma_B
-        batch_mean, batch_var = norm_cache[3].reshape(c), norm_cache[4].reshape(c)
-        r = np.clip(np.sqrt(batch_var + eps) * running_invstd, 1.0 / r_max, r_max)
-        d = np.clip((batch_mean - running_mean) * running_invstd, -d_max, d_max)
-        x_hat = x0 * per_channel(r) + per_channel(d)
-        new_mean, new_var = update_moving_stats(
-            running_mean, running_var, batch_mean, batch_var, n, momentum
-        )
-        cache = BatchRenormCache(
-            True, x_hat, running_mean=new_mean, running_var=new_var, norm_cache=norm_cache,
-            r=r, d=d, batch_mean=batch_mean, batch_var=batch_var, **fixed,
-        )
-        return scale_shift_forward(x_hat, gamma, beta, (1,)), cache
+        # batch norm's training forward with gamma = 1, beta = 0: x0 = (x - mu_B) / sigma_B,
+        # and its checks (more than one value per channel)
+        x0, bn_cache = batchnorm_forward(x, ones, zeros, eps)
+        if x.size:
+            n = x.size // c
+            r = np.clip(np.sqrt(bn_cache.var + eps) * eval_cache.invstd, 1.0 / r_max, r_max)
+            d = np.clip((bn_cache.mu - running_mean) * eval_cache.invstd, -d_max, d_max)
+            x_hat = x0 * param_view(r, x.ndim, (1,)) + param_view(d, x.ndim, (1,))
+            new_mean, new_var = update_moving_stats(
+                running_mean, running_var, bn_cache.mu, bn_cache.var, n, momentum
+            )
+            cache = BatchRenormCache(
+                True, x_hat, running_mean=new_mean, running_var=new_var, norm_cache=bn_cache,
+                r=r, d=d, batch_mean=bn_cache.mu, batch_var=bn_cache.var, **fixed,
+            )
+            return scale_shift_forward(x_hat, gamma, beta, (1,)), cache
+        x_hat = x0  # empty batch: empty output, running statistics unchanged
     cache = BatchRenormCache(
         training, x_hat, running_mean=running_mean, running_var=running_var, **fixed
     )
@@ -167,16 +136,17 @@ def batchrenorm_backward(dout, cache: BatchRenormCache):
     ``x0 = (x - mu_B) / sigma_B``; eval: ``dx = dout * gamma / sqrt(running_var + eps)``.
     Shapes: ``dout``/``dx`` like x; ``dgamma``/``dbeta`` (C,) or None.
     """
-    dout = _check_dout(dout, cache.x_hat.shape)
+    dout = check_param_shape(dout, cache.x_hat.shape, "dout")
     dx_hat, dgamma, dbeta = scale_shift_backward(
         dout, cache.x_hat, cache.gamma, (1,), cache.has_beta
     )
     ndim = dx_hat.ndim
     if not cache.training:
-        return dx_hat * _param_view(cache.running_invstd, ndim, (1,)), dgamma, dbeta
+        return dx_hat * param_view(cache.running_invstd, ndim, (1,)), dgamma, dbeta
     if cache.norm_cache is None:  # empty batch
         return np.zeros_like(dx_hat), dgamma, dbeta
-    dx = normalize_backward(dx_hat * _param_view(cache.r, ndim, (1,)), cache.norm_cache)
+    # batch norm's closed-form backward with gamma = 1, the upstream gradient times r
+    dx, _, _ = batchnorm_backward_alt(dx_hat * param_view(cache.r, ndim, (1,)), cache.norm_cache)
     return dx, dgamma, dbeta
 
 
@@ -196,10 +166,7 @@ def renorm_schedule(
     ``d_max_reached_at``; constant afterwards. (The paper says only "gradually relaxed";
     linear ramps are our choice.)
     """
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
-        raise TypeError(f"step must be an int, got {type(step).__name__}")
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
+    step = check_int(step, "step", 0)
     ends = {"r_max_reached_at": r_max_reached_at, "d_max_reached_at": d_max_reached_at}
     for name, end in ends.items():
         if end <= warmup_steps:

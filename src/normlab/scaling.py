@@ -26,7 +26,14 @@ import numbers
 
 import numpy as np
 
-from ._checks import as_float_array, check_rank
+from .validation import (
+    as_data_matrix,
+    as_real_array,
+    check_eps,
+    check_flag,
+    check_not_empty,
+    check_rank,
+)
 
 __all__ = ["NotFittedError", "min_max_scale", "zscore", "MinMaxScaler", "StandardScaler"]
 
@@ -38,49 +45,12 @@ class NotFittedError(ValueError, AttributeError):
 
 
 # ----------------------------------------------------------------------------- validation
-def _as_real_array(X, name: str) -> np.ndarray:
-    """Return ``X`` as float32/float64, converting integer and boolean input to float64."""
-    arr = np.asarray(X)
-    other_float = arr.dtype.kind == "f" and arr.dtype not in (np.float32, np.float64)
-    if arr.dtype.kind in "biu" or other_float:
-        arr = arr.astype(np.float64)
-    return as_float_array(arr, name)
-
-
-def _check_not_empty(arr: np.ndarray, name: str) -> None:
-    if arr.shape[0] == 0 or (arr.ndim == 2 and arr.shape[1] == 0):
-        raise ValueError(
-            f"{name} has shape {arr.shape}; expected at least 1 sample and 1 feature"
-        )
-
-
-def _as_2d(X, name: str = "X") -> np.ndarray:
-    """Validate a data matrix of shape (n_samples, n_features) with n_samples, n_features >= 1."""
-    arr = _as_real_array(X, name)
-    try:
-        check_rank(arr, 2, name, "of shape (n_samples, n_features)")
-    except ValueError as err:
-        if arr.ndim != 1:
-            raise
-        raise ValueError(
-            f"{err}; use {name}.reshape(-1, 1) if it holds a single feature "
-            f"or {name}.reshape(1, -1) if it holds a single sample"
-        ) from None
-    _check_not_empty(arr, name)
-    return arr
-
-
 def _as_features(X, name: str = "X") -> tuple[np.ndarray, bool]:
     """Validate 1-D (one feature) or 2-D input; return the 2-D view and whether it was 1-D."""
-    arr = _as_real_array(X, name)
+    arr = as_real_array(X, name)
     check_rank(arr, (1, 2), name, "(one feature, or (n_samples, n_features))")
-    _check_not_empty(arr, name)
+    check_not_empty(arr, name)
     return (arr[:, None], True) if arr.ndim == 1 else (arr, False)
-
-
-def _check_bool(value, name: str) -> None:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
 def _check_feature_range(feature_range) -> tuple[float, float]:
@@ -157,7 +127,7 @@ class _FeatureScaler:
                 f"This {type(self).__name__} instance is not fitted yet; call fit(X_train) "
                 f"before {method}"
             )
-        X = _as_2d(X)
+        X = as_data_matrix(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
@@ -187,7 +157,7 @@ class MinMaxScaler(_FeatureScaler):
     def fit(self, X, y=None) -> "MinMaxScaler":
         """Learn per-feature min and max from ``X`` (n_samples, n_features); ``y`` is ignored."""
         lo, hi = _check_feature_range(self.feature_range)
-        X = _as_2d(X)
+        X = as_data_matrix(X)
         lo, hi = X.dtype.type(lo), X.dtype.type(hi)
         data_min = X.min(axis=0)
         data_max = X.max(axis=0)
@@ -232,9 +202,9 @@ class StandardScaler(_FeatureScaler):
 
     def fit(self, X, y=None) -> "StandardScaler":
         """Learn per-feature mean and variance from ``X`` (n_samples, n_features); ``y`` ignored."""
-        _check_bool(self.with_mean, "with_mean")
-        _check_bool(self.with_std, "with_std")
-        X = _as_2d(X)
+        check_flag(self.with_mean, "with_mean")
+        check_flag(self.with_std, "with_std")
+        X = as_data_matrix(X)
         n = X.shape[0]
         self.mean_ = self.var_ = self.scale_ = None
         if self.with_mean or self.with_std:
@@ -291,8 +261,7 @@ def zscore(X, ddof: int = 0, eps: float = 0.0) -> np.ndarray:
     """
     if not isinstance(ddof, numbers.Integral) or isinstance(ddof, (bool, np.bool_)) or ddof < 0:
         raise ValueError(f"ddof must be a non-negative integer, got {ddof!r}")
-    if not isinstance(eps, numbers.Real) or not np.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+    eps = check_eps(eps)
     X2, was_1d = _as_features(X)
     n = X2.shape[0]
     if n < ddof + 1:

@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_float_array, check_param_shape
-from .groupwise import _check_eps
+from .validation import as_float_array, check_eps, check_int, check_min_rank, check_param_shape
 
 __all__ = [
     "weight_to_matrix",
@@ -51,8 +50,7 @@ def _check_dim(dim, ndim: int) -> int:
 
 def _check_iterations(n) -> int:
     """Return ``n`` as a positive int, with torch's message otherwise."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"n_power_iterations must be an int, got {type(n).__name__}")
+    n = check_int(n, "n_power_iterations")
     if n <= 0:
         raise ValueError(
             f"Expected n_power_iterations to be positive, but got n_power_iterations={n}"
@@ -62,8 +60,7 @@ def _check_iterations(n) -> int:
 
 def _check_weight(W) -> np.ndarray:
     W = as_float_array(W, "W")
-    if W.ndim == 0:
-        raise ValueError("expected W with at least 1 dimension (got 0D input of shape ())")
+    check_min_rank(W, 1, "W")
     return W
 
 
@@ -116,7 +113,7 @@ def spectral_norm(W, u, v, n_power_iterations: int = 1, eps: float = 1e-12,
     """
     W = _check_weight(W)
     n_power_iterations = _check_iterations(n_power_iterations)
-    eps = _check_eps(eps)
+    eps = check_eps(eps)
     dim = _check_dim(dim, W.ndim)
     if W.ndim == 1:
         sigma = max(float(np.linalg.norm(W)), eps)
@@ -139,7 +136,7 @@ def spectral_norm_backward(dW_sn, W, u, v, eps: float = 1e-12, dim: int = 0) -> 
     """
     W = _check_weight(W)
     dW_sn = check_param_shape(dW_sn, W.shape, "dW_sn")
-    eps = _check_eps(eps)
+    eps = check_eps(eps)
     dim = _check_dim(dim, W.ndim)
     inner = float(np.sum(dW_sn * W))
     if W.ndim == 1:
@@ -166,7 +163,7 @@ def spectral_norm_init(W, rng_or_u0, v0=None, *, dim: int = 0, eps: float = 1e-1
     W = _check_weight(W)
     W_mat = weight_to_matrix(W, dim)
     n_power_iterations = _check_iterations(n_power_iterations)
-    eps = _check_eps(eps)
+    eps = check_eps(eps)
     h, w = W_mat.shape
     if isinstance(rng_or_u0, np.random.Generator):
         if v0 is not None:
@@ -196,7 +193,7 @@ class SpectralNorm:
         self.u = as_float_array(u, "u")
         self.v = as_float_array(v, "v")
         self.n_power_iterations = _check_iterations(n_power_iterations)
-        self.eps = _check_eps(eps)
+        self.eps = check_eps(eps)
         self.dim = dim
         self.training = True
         self.sigma = None

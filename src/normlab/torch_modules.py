@@ -23,11 +23,12 @@ in ``last_noise``. Pass ``seed`` or a ``torch.Generator`` for reproducible noise
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .running_stats import running_factor, update_moving_stats
+from .validation import check_number
 
 __all__ = ["BatchRenorm1d", "BatchRenorm2d", "NoisyBatchNorm1d", "NoisyBatchNorm2d"]
 
@@ -68,20 +69,12 @@ class _BatchRenorm(nn.Module):
                 f"r_max={self.r_max}, d_max={self.d_max}, affine={self.affine}")
 
     def _check_limits(self) -> None:
-        if not (math.isfinite(self.r_max) and self.r_max >= 1):
-            raise ValueError(f"r_max must be a finite number >= 1, got {self.r_max}")
-        if not (math.isfinite(self.d_max) and self.d_max >= 0):
-            raise ValueError(f"d_max must be a finite number >= 0, got {self.d_max}")
+        check_number(self.r_max, "r_max", 1.0)
+        check_number(self.d_max, "d_max", 0.0)
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
         raise NotImplementedError
 
-    def _update_factor(self) -> float:
-        """nn.BatchNorm's factor: momentum, or 1 / num_batches_tracked when momentum is None."""
-        self.num_batches_tracked.add_(1)
-        if self.momentum is None:
-            return 1.0 / float(self.num_batches_tracked)
-        return self.momentum
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, C) or (N, C, *spatial); output of the same shape."""
@@ -95,19 +88,22 @@ class _BatchRenorm(nn.Module):
             raise ValueError(
                 f"Expected more than 1 value per channel when training, got input size {x.size()}"
             )
-        factor = self._update_factor()
+        self.num_batches_tracked.add_(1)
         if x.numel() == 0:  # as nn.BatchNorm: empty output, running statistics unchanged
             return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
         dims = [0, *range(2, x.dim())]
         mean = x.mean(dims)
-        sigma_b = torch.sqrt(x.var(dims, unbiased=False) + self.eps)
+        var = x.var(dims, unbiased=False)
+        sigma_b = torch.sqrt(var + self.eps)
         with torch.no_grad():  # r, d and the running statistics carry no gradient
             sigma = torch.sqrt(self.running_var + self.eps)
             r = (sigma_b / sigma).clamp(1.0 / self.r_max, self.r_max)
             d = ((mean - self.running_mean) / sigma).clamp(-self.d_max, self.d_max)
-            unbiased_var = x.var(dims, unbiased=True)
-            self.running_mean.mul_(1 - factor).add_(factor * mean)
-            self.running_var.mul_(1 - factor).add_(factor * unbiased_var)
+            factor = running_factor(self.momentum, self.num_batches_tracked)
+            new_mean, new_var = update_moving_stats(self.running_mean, self.running_var,
+                                                    mean, var, n, factor)
+            self.running_mean.copy_(new_mean)
+            self.running_var.copy_(new_var)
         def per_channel(t):
             return _channel_view(t, x.dim())
 

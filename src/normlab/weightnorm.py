@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import as_float_array, check_param_shape
+from .validation import as_float_array, check_min_rank, check_param_shape
 
 __all__ = ["weightnorm_forward", "weightnorm_backward"]
 
@@ -55,8 +55,7 @@ def weightnorm_forward(v, g, dim=0):
     ``()`` when ``dim`` is None (or -1, as in torch). Every norm must be non-zero.
     """
     v = as_float_array(v, "v")
-    if v.ndim == 0:
-        raise ValueError("expected v with at least 1 dimension (got 0D input of shape ())")
+    check_min_rank(v, 1, "v")
     axes = _norm_axes(dim, v.ndim)
     keep_shape = tuple(1 if a in axes else s for a, s in enumerate(v.shape))
     g = as_float_array(g, "g")

@@ -273,7 +273,7 @@ def test_non_finite_input_is_rejected(bad):
 
 @pytest.mark.parametrize("shape", [(), (5,)])
 def test_rank_below_two_is_rejected(shape):
-    with pytest.raises(ValueError, match=r"expected 2D or higher input \(N, C, \*spatial\)"):
+    with pytest.raises(ValueError, match=r"expected x of shape \(N, C, \*spatial\) with at least 2 dimensions"):
         batchnorm_forward(np.ones(shape), np.ones(3), np.zeros(3))
 
 
@@ -289,7 +289,7 @@ def test_gamma_must_have_shape_c_exactly(gamma_shape):
 
 def test_eps_must_be_a_non_negative_number():
     x = np.random.default_rng(0).standard_normal((4, 3))
-    with pytest.raises(ValueError, match="eps must be finite and >= 0"):
+    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
         batchnorm_forward(x, np.ones(3), np.zeros(3), eps=-1e-5)
     with pytest.raises(TypeError, match="eps must be a real number"):
         batchnorm_forward(x, np.ones(3), np.zeros(3), eps="1e-5")

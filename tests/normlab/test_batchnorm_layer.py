@@ -424,9 +424,9 @@ def test_constructor_validation():
         BatchNorm1d(3.0)
     with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\]"):
         BatchNorm1d(3, momentum=1.5)
-    with pytest.raises(ValueError, match="eps must be finite and >= 0"):
+    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
         BatchNorm1d(3, eps=-1.0)
-    with pytest.raises(TypeError, match="affine must be a bool"):
+    with pytest.raises(TypeError, match="affine must be True or False"):
         BatchNorm1d(3, affine="yes")
 
 

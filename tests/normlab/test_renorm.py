@@ -271,7 +271,7 @@ def test_bad_clip_limits_are_rejected():
         call(r_max=0.5)
     with pytest.raises(ValueError, match="d_max must be a finite number >= 0"):
         call(d_max=-1.0)
-    with pytest.raises(TypeError, match="r_max must be a number"):
+    with pytest.raises(TypeError, match="r_max must be a real number"):
         call(r_max="3")
 
 
