@@ -23,6 +23,7 @@ from normlab.scaling import MinMaxScaler, StandardScaler, min_max_scale, zscore
 
 __all__ = [
     "gd_path",
+    "adam_loss_gaps",
     "predicted_gd_steps",
     "gd_step_bound",
     "SCALINGS",
@@ -122,6 +123,36 @@ def gd_step_bound(kappa, tol=1e-6):
     with np.errstate(divide="ignore"):
         steps = np.where(kappa > 1, np.ceil(np.log(tol) / np.log1p(-1.0 / kappa)), 1.0)
     return steps if steps.ndim else float(steps)
+
+
+def adam_loss_gaps(X, y, n_steps: int, lr: float, *, fit_intercept: bool = True,
+                   betas=(0.9, 0.999), eps: float = 1e-8) -> np.ndarray:
+    """Relative loss gaps ``(L_k - L*) / (L_0 - L*)``, k = 0..n_steps, of Adam on least squares.
+
+    Full-batch Adam (Kingma and Ba; PyTorch's update without weight decay) from ``w = 0`` on
+    the loss ``||D w - y||^2 / (2n)``: an adaptive learning rate (自适应学习率) per coordinate,
+    ``lr * m_hat / (sqrt(v_hat) + eps)``, the route around a stretched error surface that
+    article 001 names next to normalization. Returns shape (n_steps + 1,).
+    """
+    if n_steps < 0 or lr <= 0:
+        raise ValueError(f"adam_loss_gaps needs n_steps >= 0 and lr > 0, got {n_steps}, {lr}")
+    D = _design(X, fit_intercept)
+    y = np.asarray(y, dtype=np.float64)
+    n, p = D.shape
+    w_star = np.linalg.lstsq(D, y, rcond=None)[0]
+    loss = lambda w: 0.5 * np.mean((D @ w - y) ** 2)
+    l_star = loss(w_star)
+    b1, b2 = betas
+    w, m, v = np.zeros(p), np.zeros(p), np.zeros(p)
+    losses = [loss(w)]
+    for k in range(1, int(n_steps) + 1):
+        g = D.T @ (D @ w - y) / n
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        w = w - lr * (m / (1 - b1**k)) / (np.sqrt(v / (1 - b2**k)) + eps)
+        losses.append(loss(w))
+    return (np.asarray(losses) - l_star) / (losses[0] - l_star)
+
 
 
 # ----------------------------------------------------------------------------- the sweep

@@ -167,3 +167,32 @@ def test_leakage_experiment_against_an_sklearn_pipeline():
     assert out["corrupt_acc"][("StandardScaler", "train")][0] == pytest.approx(
         np.mean(pipe.predict(d.X_test[1:].astype(float)) == d.y_test[1:])
     )
+
+
+def test_adam_loss_gaps_match_torch_adam_on_the_same_quadratic():
+    import torch
+
+    from normlab_book.feature_scaling import adam_loss_gaps
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 2)) * np.array([1.0, 30.0])
+    y = X @ np.array([1.0, 0.5]) + 0.1 * rng.normal(size=50)
+    gaps = adam_loss_gaps(X, y, n_steps=40, lr=0.05, fit_intercept=True)
+    D = torch.tensor(np.hstack([X, np.ones((50, 1))]))
+    yt = torch.tensor(y)
+    w = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([w], lr=0.05)
+    losses = []
+    for _ in range(41):
+        loss = 0.5 * torch.mean((D @ w - yt) ** 2)
+        losses.append(loss.item())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    w_star = np.linalg.lstsq(D.numpy(), y, rcond=None)[0]
+    l_star = 0.5 * np.mean((D.numpy() @ w_star - y) ** 2)
+    ref = (np.array(losses) - l_star) / (losses[0] - l_star)
+    np.testing.assert_allclose(gaps, ref, rtol=1e-9, atol=1e-12)
+    assert gaps[0] == 1.0
+    with pytest.raises(ValueError, match="lr > 0"):
+        adam_loss_gaps(X, y, n_steps=5, lr=0.0)

@@ -57,11 +57,6 @@ ALLOWED_PHRASES: dict[str, list[str]] = {
 # These only shrink: glue the number (or add a phrase above, with a reason) and lower the count.
 LEGACY_COUNTS: dict[str, dict[str, int]] = {
     # chapters 1-4: being glued now (issue 10); these entries go when that lands.
-    "01_feature_scaling": {
-        "20": 5, "50": 3, "80": 1, "0.1": 1, "0.5": 1, "0.9": 1, "100": 3, "199": 1, "200": 3,
-        "726": 1, "800": 3, "956": 1, "ten": 1, "0.15": 1, "1000": 1, "tens": 3, "47,777": 1,
-        "72,533": 1, "hundreds": 1, "thousand": 1, "thousands": 3,
-    },
     "02_zscore": {
         "2": 3, "3": 1, "5": 1, "8": 1, "10": 2, "14": 1, "15": 1, "0.3": 1, "0.5": 1, "0.01":
         1, "2,000": 1, "20,000": 1,
