@@ -277,7 +277,7 @@ def build_bundle(course: Course, assignment: str, db: Path, seed: int, expose_li
     for part in (GRADER_VERSION, normlab.__version__, assignment, json.dumps(config, sort_keys=True),
                  json.dumps(sorted(cells.items())), json.dumps(mask), str(seed),
                  _gradebook_source_digest(db, assignment), course.source_digest(assignment),
-                 _code_digest()):
+                 _code_digest(assignment, wanted)):
         h.update(str(part).encode() + b"\0")
     for name in sorted(cases):
         h.update(name.encode() + cases[name])
@@ -287,18 +287,50 @@ def build_bundle(course: Course, assignment: str, db: Path, seed: int, expose_li
                   seed=int(seed), digest=h.hexdigest())
 
 
-def _code_digest() -> str:
-    """Hash of the code that decides grades: normlab's references, the grader's two halves
-    (``normlab_grading``: the student side with its data, and the trusted side); the book's
-    figure code (``normlab_book``) is another package and is left out, so editing a figure
-    re-grades nothing."""
+def _code_digest(assignment: str, check_ids, grading_root: Path | None = None,
+                 normlab_root: Path | None = None) -> str:
+    """Hash of the code that decides the grades of ``assignment`` (whose notebooks run the
+    checks ``check_ids``): normlab's references, and the grader's two halves
+    (``normlab_grading``: the student side with its data, and the trusted side), each with
+    the parts about OTHER assignments left out (their folders under ``grade/assignments/``,
+    the calling protocols and visible data of checks this assignment does not run, their
+    entries of ``check/data/checks.json``). The book's figure code (``normlab_book``) is
+    another package and is left out too. So editing a figure or another assignment re-grades
+    nothing; editing the grader or this assignment re-grades its stored submissions.
+    ``grading_root``/``normlab_root``: the packages' folders (default: the imported ones)."""
     import normlab
     import normlab_grading
 
+    normlab_root = Path(normlab_root or Path(normlab.__file__).resolve().parent)
+    grading_root = Path(grading_root or Path(normlab_grading.__file__).resolve().parent)
+    check_ids = set(check_ids)
+    folders = grading_root / "grade" / "assignments"
+    own = {p.parent.name for p in folders.glob("*/__init__.py")
+           if re.search(rf"^NAME = [\"']{re.escape(assignment)}[\"']$", p.read_text(), re.M)}
+    spec_file = grading_root / "check" / "data" / "checks.json"
+    specs = [c for c in json.loads(spec_file.read_text())["checks"] if c["id"] in check_ids] \
+        if spec_file.exists() else []
+    refs = [ref for c in specs for ref in (c["call"], c["describe"],
+                                           *(m["matches"] for m in c["mistakes"] if m["matches"]))]
+    protocols = {ref["name"].split(":")[0].rsplit(".", 1)[-1] for ref in refs}
+
+    def about_another(rel: Path) -> bool:
+        parts = rel.parts
+        if parts[:2] == ("grade", "assignments") and len(parts) > 3:
+            return parts[2] not in own
+        if parts[:2] == ("check", "protocols") and len(parts) == 3 and rel.suffix == ".py":
+            return rel.stem != "__init__" and rel.stem not in protocols
+        if parts[:3] == ("check", "data", "visible"):
+            return rel.name.split(".visible.")[0] not in check_ids
+        return rel == Path("check", "data", "checks.json")  # hashed below, this assignment's part
+
     h = hashlib.sha256()
-    for root in (Path(normlab.__file__).resolve().parent, Path(normlab_grading.__file__).resolve().parent):
+    for root in (normlab_root, grading_root):
         for p in sorted(root.rglob("*")):
-            if not p.is_file() or "__pycache__" in p.parts:
+            rel = p.relative_to(root)
+            if (not p.is_file() or "__pycache__" in p.parts
+                    or (root == grading_root and about_another(rel))):
                 continue
-            h.update(f"{root.name}/{p.relative_to(root)}".encode() + b"\0" + p.read_bytes())
+            h.update(f"{root.name}/{rel}".encode() + b"\0" + p.read_bytes())
+    h.update(json.dumps(specs, sort_keys=True).encode())
     return h.hexdigest()

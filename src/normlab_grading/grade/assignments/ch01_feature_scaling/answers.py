@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...mistakes import moments
+
 
 def minmax(X, fit_on, feature_range=(0.0, 1.0), axis=0, divide_by_max=False, clip=False):
     a, b = feature_range
@@ -22,9 +24,9 @@ def minmax_inverse(Z, fit_on, feature_range=(0.0, 1.0), axis=0):
 
 
 def stats(X, axis=0, ddof=0):
-    mean = X.mean(axis=axis, keepdims=True)
-    std = np.sqrt(((X - mean) ** 2).sum(axis=axis, keepdims=True) / (X.size / mean.size - ddof))
-    return mean, std
+    """Mean and standard deviation over ``axis`` (kept), the variance divided by n - ddof."""
+    mean, var = moments(X, axis, ddof=ddof)
+    return mean, np.sqrt(var)
 
 
 def standard_new(case, ddof=0):

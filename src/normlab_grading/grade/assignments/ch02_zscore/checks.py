@@ -144,7 +144,7 @@ EPS_OUTSIDE = Mistake(
     "eps_outside_sqrt",
     "adds eps to the standard deviation (sqrt(var) + eps); eps goes inside the square "
     "root: sqrt(var + eps).",
-    _std(eps_outside=True),
+    _std(eps_mode="outside"),
 )
 EPS_IGNORED = Mistake(
     "eps_ignored",

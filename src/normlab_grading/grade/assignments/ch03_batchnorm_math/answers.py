@@ -6,42 +6,20 @@ import numpy as np
 
 from normlab_grading.check.protocols.ch03 import _tanh_layer
 
-from ...mistakes import reduce_axes
+from ...mistakes import channel_shape, reduce_axes, scale_shift, standardize
 
 
 def bn_forward(x, gamma, beta, eps, axes=None, ddof=0, eps_mode="inside", affine="normal"):
     """A batch-norm forward with the usual mistakes; returns the forward-check outputs."""
     axes = reduce_axes(x.ndim) if axes is None else axes
-    keep = [1] * x.ndim
-    keep[1] = -1
-    g, b = gamma.reshape(keep), beta.reshape(keep)
-    mu = x.mean(axis=axes, keepdims=True)
-    n = x.size // mu.size
-    var = ((x - mu) ** 2).sum(axis=axes, keepdims=True) / (n - ddof)
-    if eps_mode == "inside":
-        std = np.sqrt(var + eps)
-    elif eps_mode == "outside":
-        std = np.sqrt(var) + eps
-    else:
-        std = np.sqrt(var)
-    with np.errstate(all="ignore"):
-        x_hat = (x - mu) / std
+    x_hat = standardize(x, axes, ddof=ddof, eps=eps, eps_mode=eps_mode)
     if affine == "normal":
-        out = g * x_hat + b
+        out = scale_shift(x_hat, gamma, beta)
     elif affine == "swapped":
-        out = b * x_hat + g
+        out = scale_shift(x_hat, beta, gamma)
     else:
         out = x_hat
     return {"out": out, "x_hat": x_hat}
-
-
-def bn_per_position(case):
-    x = case["x"]
-    mu = x.mean(axis=0, keepdims=True)
-    var = x.var(axis=0, keepdims=True)
-    x_hat = (x - mu) / np.sqrt(var + case["eps"])
-    g, b = case["gamma"][None, :, None, None], case["beta"][None, :, None, None]
-    return {"out": g * x_hat + b, "x_hat": x_hat}
 
 
 def no_transpose(case):
@@ -53,8 +31,7 @@ def no_transpose(case):
 
 def closed_form(dout, x_hat, gamma, var, eps, axes, mean_term=True, var_term=1.0,
                  use_gamma=True, n_minus_one=False):
-    keep = [1] * dout.ndim
-    keep[1] = -1
+    keep = channel_shape(dout.ndim)
     g = gamma.reshape(keep) if use_gamma else 1.0
     invstd = 1.0 / np.sqrt(var.reshape(keep) + eps)
     n = dout.size // gamma.size

@@ -137,7 +137,7 @@ FW_EPS_IGNORED = Mistake(
     "eps_ignored",
     "ignores eps: divide by sqrt(var + eps). It only shows when a variance is comparable "
     "to eps, as here.",
-    _fw(eps_mode="none"),
+    _fw(eps_mode="ignored"),
 )
 FW_SWAPPED = Mistake(
     "gamma_beta_swapped",
@@ -161,7 +161,7 @@ SP_PER_POSITION = Mistake(
     "normalizes each (c, h, w) position over the batch only (axis 0, as if the image were "
     "a flat vector of C*H*W features); spatial batch norm shares one mean and variance "
     "per channel over N, H and W (axes 0, 2, 3).",
-    lambda case: answers.bn_per_position(case),
+    _fw(axes=(0,)),
 )
 
 

@@ -1,8 +1,11 @@
-"""Models of answers of assignment 04-test-time, right where normlab has no reference for the graded function, and wrong (one recognised mistake each)."""
+"""Models of answers of assignment 04-test-time, right where normlab has no reference for
+the graded function, and wrong (one recognised mistake each)."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from ...mistakes import blend, channel_shape, moments, reduce_axes, scale_shift, spread, unbiased
 
 LAYER_MISTAKES = (
     None,
@@ -24,21 +27,16 @@ LAYER_MISTAKES = (
 
 def _bn_stats(x):
     """Batch mean and biased variance per channel, shape (C,)."""
-    axes = (0,) + tuple(range(2, x.ndim))
-    mu = x.mean(axis=axes)
-    keep = (1, -1) + (1,) * (x.ndim - 2)
-    var = ((x - mu.reshape(keep)) ** 2).mean(axis=axes)
-    return mu, var
+    mu, var = moments(x, reduce_axes(x.ndim))
+    return mu.reshape(-1), var.reshape(-1)
+
+
+_EPS_MODE = {"eps_outside_sqrt": "outside", "eps_ignored": "ignored"}
 
 
 def _normalize(x, mu, var, eps, mistake):
-    keep = (1, -1) + (1,) * (x.ndim - 2)
-    if mistake == "eps_outside_sqrt":
-        std = np.sqrt(var) + eps
-    elif mistake == "eps_ignored":
-        std = np.sqrt(var)
-    else:
-        std = np.sqrt(var + eps)
+    keep = channel_shape(x.ndim)
+    std = spread(var, eps, eps_mode=_EPS_MODE.get(mistake, "inside"))
     return (x - mu.reshape(keep)) / std.reshape(keep)
 
 
@@ -64,14 +62,13 @@ def bn_layer_replay(case, mistake=None) -> dict:
         x = np.asarray(case[f"x{i}"], dtype=np.float64)
         flat = mistake == "reshape_without_transpose" and x.ndim == 3
         xv = x.reshape(-1, c) if flat else x
-        keep = (1, -1) + (1,) * (xv.ndim - 2)
         n = xv.size // c
         if mistake == "n_is_batch_size":
             n = x.shape[0]
         train = mode == "train"
         if train or mistake == "batch_stats_in_eval":
             mu, var = _bn_stats(xv)
-            var_used = var * n / (n - 1) if mistake == "unbiased_forward" and train else var
+            var_used = unbiased(var, n) if mistake == "unbiased_forward" and train else var
             x_hat = _normalize(xv, mu, var_used, eps, mistake)
         else:
             x_hat = _normalize(xv, rm, rv, eps, mistake)
@@ -88,14 +85,11 @@ def bn_layer_replay(case, mistake=None) -> dict:
                     f = 1.0 / t
             else:
                 f = m
-            unbiased = var if mistake == "biased_running_var" else var * (n / (n - 1))
-            if mistake == "keras_momentum":
-                rm = f * rm + (1 - f) * mu
-                rv = f * rv + (1 - f) * unbiased
-            else:
-                rm = (1 - f) * rm + f * mu
-                rv = (1 - f) * rv + f * unbiased
-        out = gamma.reshape(keep) * x_hat + beta.reshape(keep)
+            blended = var if mistake == "biased_running_var" else unbiased(var, n)
+            if mistake == "keras_momentum":  # the weight of the running value is f
+                f = 1 - f
+            rm, rv = blend(rm, mu, f), blend(rv, blended, f)
+        out = scale_shift(x_hat, gamma, beta)
         outs[f"out{i}"] = out.reshape(x.shape) if flat else out
     if "x_eval" in case:  # then a batch of one in eval mode (after a refused training call)
         x = np.asarray(case["x_eval"], dtype=np.float64)
@@ -103,7 +97,7 @@ def bn_layer_replay(case, mistake=None) -> dict:
             x_hat = _normalize(x, *_bn_stats(x), eps, mistake)
         else:
             x_hat = _normalize(x, rm, rv, eps, mistake)
-        outs["eval_out"] = gamma * x_hat + beta
+        outs["eval_out"] = scale_shift(x_hat, gamma, beta)
     outs.update(running_mean=rm, running_var=rv, num_batches_tracked=np.array(t))
     return outs
 

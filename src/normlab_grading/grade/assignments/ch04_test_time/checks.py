@@ -9,7 +9,7 @@ import numpy as np
 import normlab
 
 from ...cases import pick_shape
-from ...mistakes import Mistake
+from ...mistakes import Mistake, channel_shape
 from ...registry import Assignment, Cell, Check, Expected, register, register_assignment
 from . import NAME, answers
 from normlab_grading.check.protocols.ch04 import (  # the calling protocols
@@ -35,7 +35,7 @@ def _batches(rng, shape, k, tiny=False):
     """``k`` batches of ``shape`` (N, C) or (N, C, L), per-channel means and spreads that
     drift a little from batch to batch (so the running statistics move)."""
     c = shape[1]
-    keep = (1, -1) + (1,) * (len(shape) - 2)
+    keep = channel_shape(len(shape))
     means = rng.uniform(-3, 3, c)
     # normal: spreads 1..4, where eps = 1e-5 barely matters; tiny: variances near eps
     scales = rng.uniform(2e-3, 5e-3, c) if tiny else rng.uniform(1.0, 4.0, c)

@@ -1,16 +1,11 @@
-"""Models of answers of assignment 06-alternatives, right where normlab has no reference for the graded function, and wrong (one recognised mistake each)."""
+"""Models of answers of assignment 06-alternatives, right where normlab has no reference for
+the graded function, and wrong (one recognised mistake each)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-def _standardize(x, axes, eps, ddof=0, eps_mode="inside"):
-    axes = tuple(axes)
-    mu = x.mean(axis=axes, keepdims=True)
-    n = x.size // mu.size
-    var = ((x - mu) ** 2).sum(axis=axes, keepdims=True) / (n - ddof)
-    std = np.sqrt(var) + eps if eps_mode == "outside" else np.sqrt(var + eps)
-    return (x - mu) / std
+from ...mistakes import blend, moments, scale_shift, standardize, unbiased
 
 
 NORM_MISTAKES = ("unbiased", "eps_outside_sqrt", "complement_axes", "batch_axis_included",
@@ -39,14 +34,13 @@ def norm_variant(case, kind, mistake) -> np.ndarray:
         axes = (x.ndim - 1,)
     elif mistake == "channels_included":
         axes = (1,) + axes
-    x_hat = _standardize(x, axes, eps, ddof=1 if mistake == "unbiased" else 0,
-                         eps_mode="outside" if mistake == "eps_outside_sqrt" else "inside")
+    x_hat = standardize(x, axes, eps=eps, ddof=1 if mistake == "unbiased" else 0,
+                        eps_mode="outside" if mistake == "eps_outside_sqrt" else "inside")
     if kind == "normalize":
         return x_hat
     if kind == "layer_norm":
         return case["gamma"] * x_hat + case["beta"]
-    keep = (1, -1) + (1,) * (x.ndim - 2)
-    return case["gamma"].reshape(keep) * x_hat + case["beta"].reshape(keep)
+    return scale_shift(x_hat, case["gamma"], case["beta"])
 
 
 GROUP_MISTAKES = ("interleaved_groups", "no_affine", "groups_over_batch")
@@ -67,11 +61,20 @@ def groupnorm_variant(case, mistake) -> np.ndarray:
             axes = (0,) + axes
     else:
         raise ValueError(f"unknown group-norm mistake {mistake!r}")
-    x_hat = _standardize(xg, axes, eps).reshape(x.shape)
+    x_hat = standardize(xg, axes, eps=eps).reshape(x.shape)
     if mistake == "no_affine":
         return x_hat
-    keep = (1, -1) + (1,) * len(rest)
-    return case["gamma"].reshape(keep) * x_hat + case["beta"].reshape(keep)
+    return scale_shift(x_hat, case["gamma"], case["beta"])
+
+
+def groupnorm_normalize_variant(case, mistake) -> np.ndarray:
+    """Group norm whose normalize() has ``mistake`` (a mistake of normalize_axes)."""
+    x, G = case["x"], case["num_groups"]
+    n, c = x.shape[:2]
+    xg = x.reshape(n, G, c // G, *x.shape[2:])
+    sub = {"x": xg, "axes": tuple(range(2, xg.ndim)), "eps": case["eps"]}
+    x_hat = norm_variant(sub, "normalize", mistake).reshape(x.shape)
+    return scale_shift(x_hat, case["gamma"], case["beta"])
 
 
 def groupnorm_x_hat(case) -> np.ndarray:
@@ -165,11 +168,10 @@ def renorm_forward_variant(case, mistake) -> dict:
     x, gamma, beta = case["x"], case["gamma"], case["beta"]
     rm, rv, eps, m = case["running_mean"], case["running_var"], case["eps"], case["momentum"]
     r_max, d_max = case["r_max"], case["d_max"]
-    mu = x.mean(axis=0)
-    var = ((x - mu) ** 2).mean(axis=0)
+    mu, var = (a[0] for a in moments(x, 0))
     n = x.shape[0]
-    new_rm = (1 - m) * rm + m * mu
-    new_rv = (1 - m) * rv + m * (var if mistake == "biased_running_var" else var * n / (n - 1))
+    new_rm = blend(rm, mu, m)
+    new_rv = blend(rv, var if mistake == "biased_running_var" else unbiased(var, n), m)
     if mistake == "biased_running_var":
         return {"running_var": new_rv}
     s_b = np.sqrt(var + eps)

@@ -260,21 +260,10 @@ GROUP_MISTAKES = (
     Mistake("groups_over_batch", "takes each group's statistics over the batch too; group norm "
             "normalizes each sample on its own, over its group's channels and the spatial axes.",
             _group("groups_over_batch")),
-    Mistake("unbiased", UNBIASED_MSG, lambda case: {"out": _gn_normalize(case, "unbiased")}),
+    Mistake("unbiased", UNBIASED_MSG, lambda case: {"out": answers.groupnorm_normalize_variant(case, "unbiased")}),
     Mistake("eps_outside_sqrt", EPS_MSG,
-            lambda case: {"out": _gn_normalize(case, "eps_outside_sqrt")}),
+            lambda case: {"out": answers.groupnorm_normalize_variant(case, "eps_outside_sqrt")}),
 )
-
-
-def _gn_normalize(case, mistake):
-    """Group norm whose normalize() has ``mistake`` (a mistake of normalize_axes)."""
-    x, G = case["x"], case["num_groups"]
-    n, c = x.shape[:2]
-    xg = x.reshape(n, G, c // G, *x.shape[2:])
-    sub = {"x": xg, "axes": tuple(range(2, xg.ndim)), "eps": case["eps"]}
-    x_hat = answers.norm_variant(sub, "normalize", mistake).reshape(x.shape)
-    keep = (1, -1) + (1,) * (x.ndim - 2)
-    return case["gamma"].reshape(keep) * x_hat + case["beta"].reshape(keep)
 
 
 def _wn(mistake):
