@@ -1,0 +1,259 @@
+"""nbgrader's formgrader on the gradebook `normlab-grade` wrote, driven in headless Chromium.
+
+A small course (02-zscore, its source in solutions/, three submissions in nbgrader's
+submitted/<student>/<assignment>/ layout with timestamp.txt: an honest one, one that ignores
+eps, an untouched release) is graded by `normlab-grade submitted --out graded`. The course's
+nbgrader_config.py then points formgrader at that output folder (gradebook
+graded/gradebook.db, autograded notebooks in graded/autograded/<student>/<assignment>/), and a
+Jupyter server with nbgrader's formgrader extension is started on 127.0.0.1 with a token.
+In the browser, as an instructor would:
+
+- the manage-submissions page lists every submission, autograded, with the score of the
+  gradebook and of the result records (and the totals the mistake implies);
+- a submission opens in the grading view, showing the autograded notebook with each test
+  cell's automatic score and the failed test's message;
+- a manual comment typed there is saved, and nbgrader's Gradebook API reads it back.
+
+Requests to other hosts are blocked. The grading view loads MathJax 2 from a CDN; offline,
+its script fails with "MathJax is not defined" after the grades and comments are set up
+(nbgrader's formgrade.js, configureScrolling: only the scroll-to-focused-cell behaviour is
+lost). That one page error is expected; any other fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import normlab_grade_helpers as H
+
+pytestmark = pytest.mark.slow
+
+A = "02-zscore"
+# the points of 02-zscore's test cells are 5+3+3+4+2+3; ignoring eps fails test_zscore_eps (3)
+# nbgrader's grading view without network (see the module's docstring)
+OFFLINE_MATHJAX_ERROR = "MathJax is not defined"
+EXPECTED_TOTALS = {"alice": 20.0, "bob": 17.0, "carol": 0.0}
+TIMESTAMPS = {"alice": "2026-03-01 10:00:00.000000 UTC", "bob": "2026-03-02 23:59:59.123456 UTC",
+              "carol": "2026-03-01 08:30:00 UTC"}
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+# Appended to the course's nbgrader_config.py once normlab-grade has written graded/.
+FORMGRADER_CONFIG = """
+# formgrader reads normlab-grade's output folder
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(c.CourseDirectory.root, "graded", "gradebook.db")
+c.CourseDirectory.autograded_directory = os.path.join("graded", "autograded")
+c.CourseDirectory.feedback_directory = os.path.join("graded", "feedback")
+"""
+
+
+def _submissions(submitted: Path) -> None:
+    honest = H.strip_markers(H.solution_nb(A))
+    no_eps = H.strip_markers(H.solution_nb(A))
+    cell = no_eps["cells"][H.index_of(no_eps, "zscore")]
+    assert "np.sqrt(var + eps)" in H.source(cell)
+    cell["source"] = H.source(cell).replace("np.sqrt(var + eps)", "np.sqrt(var)")
+    for student, nb in (("alice", honest), ("bob", no_eps), ("carol", H.release_nb(A))):
+        H.write_nb(submitted / student / A / f"{A}.ipynb", nb)
+        (submitted / student / A / "timestamp.txt").write_text(TIMESTAMPS[student])
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory) -> Path:
+    course = tmp_path_factory.mktemp("course")
+    shutil.copy(H.ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
+    shutil.copytree(H.ROOT / "solutions" / A, course / "solutions" / A)
+    _submissions(course / "submitted")
+    proc = subprocess.run([str(H.BIN / "normlab-grade"), "submitted", "-a", A, "--out", "graded",
+                           "--course", str(course), "--workers", "2", "--quiet"],
+                          cwd=course, env=H.env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(course / "nbgrader_config.py", "a") as fh:
+        fh.write(FORMGRADER_CONFIG)
+    return course
+
+
+def _records(course: Path) -> dict:
+    return H.results(course / "graded", A)
+
+
+def _gradebook(course: Path):
+    from nbgrader.api import Gradebook
+
+    return Gradebook(f"sqlite:///{course / 'graded' / 'gradebook.db'}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(course, tmp_path_factory):
+    """A Jupyter server with nbgrader's formgrader, rooted at the course; yields its URL and
+    token; stopped (and killed if it does not stop) at the end."""
+    state = tmp_path_factory.mktemp("jupyter")
+    port, token = _free_port(), secrets.token_hex(16)
+    env = H.env()
+    # the user's own Jupyter and nbgrader configuration must not apply
+    env.update(JUPYTER_CONFIG_DIR=str(state / "config"), JUPYTER_RUNTIME_DIR=str(state / "runtime"),
+               JUPYTER_DATA_DIR=str(state / "data"))
+    args = [str(H.BIN / "jupyter-server"), "--ip=127.0.0.1", f"--port={port}",
+            "--port-retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={course}",
+            "--no-browser"]
+    if os.geteuid() == 0:
+        args.append("--allow-root")
+    log = open(state / "server.log", "w")
+    proc = subprocess.Popen(args, cwd=course, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, f"the Jupyter server exited:\n{(state / 'server.log').read_text()}"
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            assert time.monotonic() < deadline, (
+                f"the Jupyter server did not answer:\n{(state / 'server.log').read_text()}")
+            time.sleep(0.5)
+        yield base, token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium is not installed: run `make system-deps`"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A logged-in page (the token in the first URL sets the server's login cookie) that
+    reaches no other host; uncaught page errors are collected in page.errors_seen."""
+    base, token = server
+    context = browser.new_context()
+    page = context.new_page()
+    page.errors_seen = []
+    page.on("pageerror", lambda e: page.errors_seen.append(str(e))
+            if str(e) != OFFLINE_MATHJAX_ERROR else None)
+
+    def route(r):
+        if urllib.parse.urlsplit(r.request.url).hostname == "127.0.0.1":
+            r.continue_()
+        else:
+            r.abort()
+
+    page.route("**/*", route)
+    page.goto(f"{base}/formgrader?token={token}", wait_until="load")
+    yield page
+    context.close()
+
+
+def _submission_rows(page) -> dict:
+    page.wait_for_function(
+        "document.querySelectorAll('#main-table tr td.score').length >= 3"
+        " && Array.from(document.querySelectorAll('#main-table td.score'))"
+        ".every(td => td.innerText.includes('/'))")
+    return page.evaluate("""
+        Array.from(document.querySelectorAll('#main-table tr')).map(tr => ({
+            id: tr.querySelector('.student-id').innerText.trim(),
+            status: tr.querySelector('.status').innerText.trim(),
+            score: tr.querySelector('.score').innerText.trim(),
+        }))""")
+
+
+def test_manage_submissions_lists_every_submission_with_its_scores(course, server, page):
+    base, _ = server
+    page.goto(f"{base}/formgrader/manage_submissions/{A}", wait_until="load")
+    rows = _submission_rows(page)
+    shown = {}
+    for row in rows:
+        score, max_score = (float(x) for x in row["score"].split("/"))
+        shown[row["id"]] = (score, max_score)
+        assert row["status"] == "graded", row
+    records = {s: (r["score"], r["max_score"]) for s, r in _records(course).items()}
+    with _gradebook(course) as gb:
+        stored = {s.student.id: (s.score, s.max_score) for s in gb.assignment_submissions(A)}
+    assert shown == stored == records == {s: (t, 20.0) for s, t in EXPECTED_TOTALS.items()}
+    assert page.errors_seen == []
+
+
+def test_grading_view_and_manual_comment(course, server, page):
+    base, _ = server
+    page.goto(f"{base}/formgrader/manage_submissions/{A}", wait_until="load")
+    _submission_rows(page)
+    # the student's name links to their notebooks, the notebook to the grading view
+    page.locator("#main-table tr", has_text="bob").locator("td.student-name a").click()
+    page.wait_for_url(re.compile(rf"/formgrader/manage_students/bob/{A}/?$"))
+    page.locator("#main-table a", has_text=A).first.click()
+    page.wait_for_url(re.compile(r"/formgrader/submissions/[0-9a-f]+/?$"))
+    submission_url = page.url
+
+    # each test cell's automatic score is the gradebook's and the record's
+    record = _records(course)["bob"]
+    with _gradebook(course) as gb:
+        nb = gb.find_submission_notebook(A, A, "bob")
+        auto = {g.name: g.auto_score for g in nb.grades}
+    assert auto == H.cell_scores(record)
+    assert auto["test_zscore_eps"] == 0.0 and sum(auto.values()) == EXPECTED_TOTALS["bob"]
+    page.wait_for_function("document.querySelectorAll('input.score[placeholder]').length >= 6")
+    shown = page.evaluate("""Object.fromEntries(Array.from(document.querySelectorAll('input.score'))
+        .map(i => [i.id, i.getAttribute('placeholder')]))""")
+    assert {k: float(v) for k, v in shown.items()} == auto
+    # the autograded notebook's output: the failed visible test's message, in its cell
+    eps_cell = page.locator("div.code_cell", has=page.locator("input#test_zscore_eps"))
+    (message,) = [c["message"] for nb in record["notebooks"].values() for c in nb["cells"]
+                  if c["grade_id"] == "test_zscore_eps"]
+    assert "ignores eps" in message
+    assert "AssertionError" in eps_cell.inner_text() and message in eps_cell.inner_text()
+
+    # a manual comment on the student's answer, saved when the box loses focus
+    comment = f"Remember eps inside the square root ({secrets.token_hex(4)})."
+    box = page.locator("textarea#zscore-comment")
+    box.wait_for()
+    with page.expect_response(lambda r: "/formgrader/api/comment/" in r.url
+                              and r.request.method == "PUT") as saved:
+        box.fill(comment)
+        box.press("Tab")
+    assert saved.value.ok, saved.value.status
+    with _gradebook(course) as gb:
+        stored = gb.find_comment("zscore", A, A, "bob")
+        assert stored.manual_comment == comment
+        # the scores stay as graded
+        assert gb.find_submission(A, "bob").score == EXPECTED_TOTALS["bob"]
+    # and the grading view shows it again when reopened
+    page.goto(submission_url, wait_until="load")
+    page.wait_for_function(
+        "document.querySelector('textarea#zscore-comment').value !== ''")
+    assert page.locator("textarea#zscore-comment").input_value() == comment
+    assert page.errors_seen == []
