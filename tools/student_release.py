@@ -282,6 +282,7 @@ def build(root: Path, out_dir: Path) -> tuple[Path, dict]:
                 info.external_attr = 0o644 << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
                 zf.writestr(info, members[name])
+        os.chmod(partial, 0o644)  # mkstemp made it private; the release is handed out
         os.replace(partial, target)
     except BaseException:
         Path(partial).unlink(missing_ok=True)

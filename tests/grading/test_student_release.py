@@ -175,12 +175,13 @@ def test_release_members(release, unpacked):
         for marker in ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "BEGIN SOLUTION", "hidden=True"):
             assert marker not in text, (path, marker)
 
-    # the wheel: all of normlab, and of the grader exactly its __init__ and the student side
-    # (check/ with its data) as in the source tree
+    # the wheel: every module of normlab, and of the grader exactly its __init__ and the
+    # student side (check/'s modules and its data) as in the source tree
     def tree(rel: str) -> set[str]:
         base = ROOT / "src"
         return {p.relative_to(base).as_posix() for p in (base / rel).rglob("*")
-                if p.is_file() and "__pycache__" not in p.parts}
+                if p.is_file() and "__pycache__" not in p.parts
+                and (p.suffix == ".py" or "data" in p.relative_to(base / rel).parts)}
 
     packaged = {n for n in wheel_names if not n.startswith(f"normlab-{VERSION}.dist-info/")}
     assert packaged == tree("normlab") | tree("normlab_grading/check") | {"normlab_grading/__init__.py"}
