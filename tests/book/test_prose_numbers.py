@@ -56,11 +56,6 @@ ALLOWED_PHRASES: dict[str, list[str]] = {
 # Bare numbers of chapters being rewritten by other helpers, number -> how many may remain.
 # These only shrink: glue the number (or add a phrase above, with a reason) and lower the count.
 LEGACY_COUNTS: dict[str, dict[str, int]] = {
-    # chapters 1-4: being glued now (issue 10); these entries go when that lands.
-    "02_zscore": {
-        "2": 3, "3": 1, "5": 1, "8": 1, "10": 2, "14": 1, "15": 1, "0.3": 1, "0.5": 1, "0.01":
-        1, "2,000": 1, "20,000": 1,
-    },
     "05_internal_covariate_shift": {
         "2": 5, "3": 8, "4": 3, "6": 1, "7": 1, "8": 11, "10": 6, "11": 1, "13": 2, "14": 3,
         "16": 1, "17": 1, "18": 2, "20": 10, "22": 1, "30": 6, "32": 7, "42": 1, "50": 5,
