@@ -1,7 +1,7 @@
 """normlab: reference implementations for a course on normalization in deep learning.
 
-Everything is numpy, float64-exact, and matches PyTorch 2.13 wherever PyTorch has the same
-layer (see shared/SEMANTICS.md). The functional API follows CS231n's style:
+Everything is numpy (computing in float64, or in the input's float32) and matches PyTorch 2.13
+wherever PyTorch has the same layer, to rounding error. The functional API follows CS231n's style:
 ``forward(x, ...) -> (out, cache)`` and ``backward(dout, cache) -> grads``.
 """
 
@@ -37,7 +37,7 @@ from .layers import BatchNorm, BatchNorm1d, BatchNorm2d, BatchNorm3d
 from .momentum import keras_to_torch_momentum, torch_to_keras_momentum
 # --- end batch normalization ---
 
-# --- alternatives (layer/instance/group norm, batch renorm, weight/spectral norm, torch modules) ---
+# --- alternatives (layer/instance/group/RMS norm, batch renorm, weight/spectral norm, torch modules) ---
 from .groupwise import (
     groupnorm_backward,
     groupnorm_forward,
@@ -49,6 +49,7 @@ from .groupwise import (
     norm_over_axes_forward,
 )
 from .renorm import batchrenorm_backward, batchrenorm_forward, renorm_schedule
+from .rmsnorm import rmsnorm_backward, rmsnorm_forward
 from .running_stats import running_factor, update_moving_stats
 from .spectralnorm import SpectralNorm, spectral_norm, spectral_norm_backward, spectral_norm_init
 from .weightnorm import weightnorm_backward, weightnorm_forward

@@ -1,4 +1,4 @@
-"""Batch normalization, functional API in CS231n's style (shared/SEMANTICS.md, torch 2.13).
+"""Batch normalization, functional API in CS231n's style (semantics of torch 2.13).
 
 Shapes: ``x`` is (N, D) or (N, C, *spatial); statistics are per channel (axis 1), taken over
 axis 0 and every axis >= 2, so ``n = N * prod(spatial)`` values per channel; ``gamma``,

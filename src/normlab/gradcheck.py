@@ -1,6 +1,6 @@
 """Gradient checking: centered finite differences and the relative error used to judge them.
 
-Conventions (CS231n's, and shared/SEMANTICS.md): centered differences in float64 with
+Conventions (CS231n's): centered differences in float64 with
 h about 1e-5; relative error ``max(|a - b| / max(1e-8, |a| + |b|))``; about 1e-7 or smaller
 is good, above 1e-2 is wrong.
 """
