@@ -55,7 +55,9 @@ def _arrays(outputs) -> dict:
 
 
 def write_data(dest: Path = DATA_DIR) -> list[str]:
-    """Write the data into ``dest`` (replacing it); return the file names written."""
+    """Write the data into ``dest`` (replacing it); return the file names written. A file
+    whose content equals the one already there (floats to rounding, as ``--check``
+    compares) is kept as it is, so a regeneration changes only what really changed."""
     owner = {cid: a.name for a in all_assignments().values() for c in a.cells for cid in c.checks}
     specs = []
     tmp = Path(tempfile.mkdtemp(prefix="student-data-"))
@@ -86,6 +88,11 @@ def write_data(dest: Path = DATA_DIR) -> list[str]:
                                {"case": case, "expected": expected, "mistakes": wrong})
         (tmp / "checks.json").write_text(json.dumps({"format": 1, "checks": specs}, indent=1,
                                                     sort_keys=True, ensure_ascii=False) + "\n")
+        changed = set(_differences(tmp, dest))
+        for path in tmp.rglob("*"):
+            rel = str(path.relative_to(tmp))
+            if path.is_file() and rel not in changed:
+                shutil.copy2(dest / rel, path)  # equal to rounding: keep the committed bytes
         if dest.exists():
             shutil.rmtree(dest)
         shutil.copytree(tmp, dest)
