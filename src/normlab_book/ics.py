@@ -76,6 +76,10 @@ __all__ = [
     "track_training",
     "drift_summary",
     "largest_stable",
+    "MemberNorm",
+    "injection_off",
+    "member_split_tensors",
+    "recalibrate_batchnorm",
 ]
 
 
@@ -119,6 +123,9 @@ class EnsembleMLP(nn.Module):
         ``U(-a, a)``, ``a = sqrt(6 / (fan_in + fan_out))``, biases zero.
     init_scale : float or sequence of float (one per member)
         Multiplies every initial weight matrix (not the biases): a bad initialization.
+    scale_output : bool
+        Whether ``init_scale`` also multiplies the output layer's weights (default). With
+        ``False`` only the hidden layers, the ones that feed a normalization, are scaled.
     bias_before_norm : bool
         Whether a linear layer followed by a normalization keeps its bias (redundant
         with the norm's beta; ``normlab.training.mlp`` drops it too).
@@ -147,6 +154,7 @@ class EnsembleMLP(nn.Module):
         init_scale=1.0,
         bias_before_norm: bool = False,
         norm_members=None,
+        scale_output: bool = True,
     ):
         super().__init__()
         if init not in ("torch", "glorot"):
@@ -189,7 +197,8 @@ class EnsembleMLP(nn.Module):
                     a = math.sqrt(6.0 / (fan_in + fan_out))
                     w = torch.empty(fan_out, fan_in).uniform_(-a, a, generator=gen)
                     b = torch.zeros(fan_out)
-                Ws[i][r] = w.T * float(scales[r])
+                scaled = i < n_layers - 1 or scale_output
+                Ws[i][r] = w.T * (float(scales[r]) if scaled else 1.0)
                 bs[i][r] = b
         for i in range(n_layers):
             hidden_layer = i < n_layers - 1
@@ -274,6 +283,145 @@ class EnsembleMLP(nn.Module):
 
 
 
+class MemberNorm(nn.Module):
+    """A different per-channel normalization for each member of an :class:`EnsembleMLP`.
+
+    ``kinds`` has one entry per member (its block of ``H`` channels):
+
+    - ``"none"``: identity (give those members ``norm_members=False`` too, so that their
+      linear layers keep a bias);
+    - ``"bn"``: batch normalization, as ``nn.BatchNorm1d`` (biased batch variance, running
+      mean and unbiased running variance with momentum 0.1);
+    - ``"jitter"`` / ``"strong"``: BN plus Santurkar et al.'s noise, redrawn at every training
+      step: per channel a mean ``U(-0.5, 0.5)`` and a standard deviation ``U(0.1, 0.3)``
+      (``"jitter"``) or ``U(0.5, 1.5)`` (``"strong"``, the default of
+      :class:`normlab.torch_modules.NoisyBatchNorm1d`), times i.i.d. normal noise per example;
+    - ``"ramp"``: BN whose output distribution is moved *slowly and systematically*: at
+      training step ``t`` channel ``c`` outputs ``y * exp(e_c f) + d_c f`` with
+      ``f = min(t / ramp_steps, 1)``, ``d_c ~ U(-2, 2)``, ``e_c ~ U(-log 2, log 2)`` drawn once:
+      every unit's mean walks up to two BN spreads away and its spread doubles or halves
+      over ``ramp_steps`` steps;
+    - ``"l1"`` / ``"linf"``: Santurkar et al.'s l_p "batch norm": subtract the batch mean but
+      divide by the batch average of ``|z|`` (l1) or by ``max |z|`` (l_inf) of the *uncentred*
+      inputs, so that neither the variance nor any other moment of the output is fixed.
+
+    In eval mode the BN kinds use their running statistics, the l_p kinds a running mean
+    and a running scale, no noise is added, and the ramp stays where training left it (it
+    is a deterministic part of the network at step ``t``). Setting :attr:`inject` to ``False`` turns
+    the noise and the ramp off in training mode too, so that a probe can separate the
+    distribution change injected by construction from the one the parameters cause.
+    ``weight``/``bias`` are the ``gamma``/``beta`` of every channel (``R * H``, as BN's).
+    """
+
+    KINDS = ("none", "bn", "jitter", "strong", "ramp", "l1", "linf")
+
+    def __init__(self, kinds: Sequence[str], H: int, *, seed: int = 0, ramp_steps: int = 200,
+                 eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        bad = [k for k in kinds if k not in self.KINDS]
+        if bad:
+            raise ValueError(f"unknown kinds {bad}; expected one of {self.KINDS}")
+        self.kinds, self.H = list(kinds), int(H)
+        self.num_features = C = len(self.kinds) * self.H
+        self.eps, self.momentum, self.ramp_steps = float(eps), float(momentum), int(ramp_steps)
+        code = torch.tensor([self.KINDS.index(k) for k in self.kinds]).repeat_interleave(self.H)
+        self.register_buffer("code", code, persistent=False)
+        self.weight = nn.Parameter(torch.ones(C))
+        self.bias = nn.Parameter(torch.zeros(C))
+        self.register_buffer("running_mean", torch.zeros(C))
+        self.register_buffer("running_var", torch.ones(C))
+        self.register_buffer("running_scale", torch.ones(C))
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self.generator = torch.Generator().manual_seed(int(seed))
+        ramp_gen = torch.Generator().manual_seed(int(seed) + 1)
+        u = torch.rand(2, C, generator=ramp_gen)
+        self.register_buffer("ramp_shift", 4 * u[0] - 2, persistent=False)
+        self.register_buffer("ramp_log_scale", (2 * u[1] - 1) * math.log(2.0), persistent=False)
+        is_ = lambda *ks: torch.isin(code, torch.tensor([self.KINDS.index(k) for k in ks]))
+        self.register_buffer("_lp1", is_("l1"), persistent=False)
+        self.register_buffer("_lpinf", is_("linf"), persistent=False)
+        self.register_buffer("_lp", is_("l1", "linf"), persistent=False)
+        self.register_buffer("_ramp", is_("ramp"), persistent=False)
+        noisy = is_("jitter", "strong")
+        strong = is_("strong")[noisy]
+        self.register_buffer("_noisy_idx", torch.nonzero(noisy)[:, 0], persistent=False)
+        self.register_buffer("_noise_lo", torch.where(strong, 0.5, 0.1), persistent=False)
+        self.register_buffer("_noise_hi", torch.where(strong, 1.5, 0.3), persistent=False)
+        self.inject = True
+
+    def forward(self, z):
+        t = int(self.step)             # this step's ramp position (before the step counts)
+        if self.training:
+            mu = z.mean(0)
+            var = (z * z).mean(0) - mu * mu
+            scale = torch.sqrt(var + self.eps)
+            if self._lp.any():
+                a = z.abs()
+                lp = torch.where(self._lp1, a.mean(0), a.amax(0)) + self.eps
+                scale = torch.where(self._lp, lp, scale)
+            with torch.no_grad():
+                m, n = self.momentum, z.shape[0]
+                self.running_mean.mul_(1 - m).add_(m * mu)
+                self.running_var.mul_(1 - m).add_(m * var * n / max(n - 1, 1))
+                self.running_scale.mul_(1 - m).add_(m * scale)
+                self.step.add_(1)
+        else:
+            mu = self.running_mean
+            scale = torch.where(self._lp, self.running_scale,
+                                torch.sqrt(self.running_var + self.eps))
+        y = self.weight * (z - mu) / scale + self.bias
+        if not self.inject:
+            return y
+        if self.training and len(self._noisy_idx):
+            k = len(self._noisy_idx)
+            with torch.no_grad():
+                u = torch.rand(2, k, generator=self.generator)
+                noise = (2 * u[0] - 1) * 0.5 + (
+                    self._noise_lo + (self._noise_hi - self._noise_lo) * u[1]
+                ) * torch.randn(y.shape[0], k, generator=self.generator)
+            y = y.index_add(1, self._noisy_idx, noise)
+        if self._ramp.any():
+            # the ramp is part of the network at step t: applied in eval mode too
+            f = min(t / self.ramp_steps, 1.0)
+            moved = y * torch.exp(self.ramp_log_scale * f) + self.ramp_shift * f
+            y = torch.where(self._ramp, moved, y)
+        return y
+
+
+class injection_off:
+    """Context: every :class:`MemberNorm` of ``model`` adds no noise and no ramp inside."""
+
+    def __init__(self, model):
+        self.mods = [m for m in model.modules() if isinstance(m, MemberNorm)]
+
+    def __enter__(self):
+        self.saved = [m.inject for m in self.mods]
+        for m in self.mods:
+            m.inject = False
+        return self
+
+    def __exit__(self, *exc):
+        for m, v in zip(self.mods, self.saved):
+            m.inject = v
+        return False
+
+
+def member_split_tensors(X, y, random_states: Sequence[int], test_size: float = 0.2):
+    """One ``sklearn.model_selection.train_test_split`` per member, stacked for an ensemble.
+
+    Returns ``(X_train (R, n, D), y_train (R, n), X_test (R, m, D), y_test (R, m))`` torch
+    tensors (float32 / int64), member ``r`` split with ``random_state=random_states[r]``,
+    as a Keras user splits article 002's data.
+    """
+    from sklearn.model_selection import train_test_split
+
+    parts = [train_test_split(X, y, test_size=test_size, random_state=int(rs))
+             for rs in random_states]
+    Xtr, Xte, ytr, yte = (np.stack([p[i] for p in parts]) for i in range(4))
+    return (torch.as_tensor(Xtr, dtype=torch.float32), torch.as_tensor(ytr, dtype=torch.int64),
+            torch.as_tensor(Xte, dtype=torch.float32), torch.as_tensor(yte, dtype=torch.int64))
+
+
 def _member_norm(big, r: int, H: int):
     """Copy of block ``r`` (channels ``r*H .. r*H+H``) of a per-channel norm module."""
     import copy
@@ -307,16 +455,49 @@ def _member_correct(logits, y):
 
 
 def evaluate_ensemble(model, X, y):
-    """Per-member mean loss and accuracy in eval mode: two numpy arrays ``(R,)``."""
+    """Per-member mean loss and accuracy in eval mode: two numpy arrays ``(R,)``.
+
+    ``X (B, D)`` and ``y (B,)`` are shared by all members; ``X (R, B, D)`` and ``y (R, B)``
+    give every member its own examples (see :func:`member_split_tensors`).
+    """
 
     was = model.training
     model.eval()
     with torch.no_grad():
         logits = model(X)
         loss = member_losses(logits, y).numpy().astype(np.float64)
-        acc = _member_correct(logits, y).numpy() / len(X)
+        acc = _member_correct(logits, y).numpy() / X.shape[-2]
     model.train(was)
     return loss, acc
+
+
+def _batch_norms(model) -> list:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def recalibrate_batchnorm(model, X) -> None:
+    """Set every BN layer's running statistics to the statistics of ``X`` under the current
+    weights (one full-batch forward pass in training mode, momentum ``None``).
+
+    After it, eval mode normalizes with the training set's own statistics, free of the lag
+    of a small momentum (Keras's 0.99: after one epoch of 25 steps the running mean is only
+    ``1 - 0.99**25``, about 22 %, of the way from its initial 0). One pass suffices: each
+    layer's input is then normalized with the full-batch statistics of the layers below it.
+    """
+    bns = _batch_norms(model)
+    saved = [(m.momentum, m.training) for m in bns]
+    was = model.training
+    try:
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None
+        model.train()
+        with torch.no_grad():
+            model(X)
+    finally:
+        for m, (mom, _) in zip(bns, saved):
+            m.momentum = mom
+        model.train(was)
 
 
 @dataclass
@@ -362,6 +543,8 @@ def train_ensemble(
     eval_every_epoch: bool = True,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
+    lr_multipliers: dict | None = None,
+    eval_stats: str = "running",
 ) -> EnsembleHistory:
     """Train every member of an :class:`EnsembleMLP` as :func:`normlab.training.train` would.
 
@@ -373,6 +556,15 @@ def train_ensemble(
     called after every update with the members' mini-batch losses (a numpy array). A member
     whose loss became NaN or infinite keeps training (its numbers stay non-finite); the
     others are unaffected.
+
+    ``data`` tensors of shape ``(R, n, D)`` / ``(R, n)`` give every member its own training
+    and test set (all of the same size; :func:`member_split_tensors`). ``lr_multipliers``
+    maps a parameter name to one factor per member: that member's learning rate for that
+    parameter is ``lr[r] * factor[r]`` (e.g. ``a**2`` for the weights that feed a BN layer,
+    to undo an initial scale ``a``). ``eval_stats``: ``"running"`` evaluates after every
+    epoch in eval mode with the running statistics, ``"recalibrated"`` with statistics
+    recomputed on the whole training set (:func:`recalibrate_batchnorm`; the running
+    statistics the training run keeps are restored afterwards).
     """
 
     X_train, y_train, X_test, y_test = data
@@ -381,22 +573,40 @@ def train_ensemble(
     if len(seeds) != R:
         raise ValueError(f"need one seed per member ({R}), got {len(seeds)}")
     lrs = _per_member(lr, R, "lr")
+    if eval_stats not in ("running", "recalibrated"):
+        raise ValueError(f"eval_stats must be 'running' or 'recalibrated', got {eval_stats!r}")
+    per_member_data = X_train.dim() == 3
+    if per_member_data and (X_train.shape[0] != R or y_train.shape[:1] != (R,)):
+        raise ValueError(
+            f"per-member data needs X_train (R={R}, n, D) and y_train (R, n), got "
+            f"{tuple(X_train.shape)} and {tuple(y_train.shape)}"
+        )
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    params = [p for p in model.parameters() if p.requires_grad]
+    named = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
     for p in params:
         if p.numel() % R:
             raise ValueError("every parameter must split into one block per member")
+    mult = dict(lr_multipliers or {})
+    unknown = set(mult) - {k for k, _ in named}
+    if unknown:
+        raise ValueError(f"lr_multipliers names unknown parameters {sorted(unknown)}; "
+                         f"parameters are {[k for k, _ in named]}")
     # One learning-rate tensor per parameter, laid out like it (member r's block gets lr[r]),
     # so that each update is a handful of foreach calls whatever the number of members.
-    lr_t = torch.as_tensor(lrs, dtype=torch.float32)
-    lr_full = [lr_t.repeat_interleave(p.numel() // R).view_as(p) for p in params]
+    lr_full = []
+    for k, p in named:
+        f = _per_member(mult.get(k, 1.0), R, f"lr_multipliers[{k!r}]")
+        lr_t = torch.as_tensor(lrs * f, dtype=torch.float32)
+        lr_full.append(lr_t.repeat_interleave(p.numel() // R).view_as(p))
     if optimizer == "adam":
         ms = [torch.zeros_like(p) for p in params]
         vs = [torch.zeros_like(p) for p in params]
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     hist = EnsembleHistory()
-    n = len(X_train)
+    n = X_train.shape[-2]
+    rows = torch.arange(R)[:, None]
     has_norm = len(getattr(model, "norms", [])) > 0
     step = 0
     for _ in range(epochs):
@@ -406,8 +616,12 @@ def train_ensemble(
             idx = perms[:, i : i + batch_size]
             if idx.shape[1] < 2 and has_norm:
                 continue  # as training.train: a batch of one cannot be batch-normalized
-            logits = model(X_train[idx])
-            losses = member_losses(logits, y_train[idx])
+            if per_member_data:
+                xb, yb = X_train[rows, idx], y_train[rows, idx]
+            else:
+                xb, yb = X_train[idx], y_train[idx]
+            logits = model(xb)
+            losses = member_losses(logits, yb)
             for p in params:
                 p.grad = None
             losses.sum().backward()
@@ -435,8 +649,15 @@ def train_ensemble(
             if on_step is not None:
                 on_step(step, model, lv)
         if eval_every_epoch:
+            if eval_stats == "recalibrated":
+                saved = {k: v.clone() for k, v in model.named_buffers()}
+                recalibrate_batchnorm(model, X_train)
             tl, ta = evaluate_ensemble(model, X_train, y_train)
             vl, va = evaluate_ensemble(model, X_test, y_test)
+            if eval_stats == "recalibrated":
+                with torch.no_grad():
+                    for k, v in model.named_buffers():
+                        v.copy_(saved[k])
             hist.train_loss.append(tl)
             hist.train_acc.append(ta)
             hist.test_loss.append(vl)
@@ -469,12 +690,17 @@ class Tracked:
     layer's inputs; ``measure_steps`` (M,); ``grad_diff``, ``grad_rel_diff``, ``grad_cos``
     (M, R): :func:`gradient_change` of linear layer ``layer``; ``loss_range``, ``beta``,
     ``grad_norm`` (M, R) and ``landscape_loss`` (M, S, R): :func:`landscape_along_gradient`;
-    ``history``: the :class:`EnsembleHistory` arrays.
+    ``history``: the :class:`EnsembleHistory` arrays. ``probe_mean_clean`` /
+    ``probe_std_clean``: the same probes with :func:`injection_off` (for a
+    :class:`MemberNorm` with noise or a ramp: the part of the change the parameters cause;
+    otherwise equal to ``probe_mean`` / ``probe_std``).
     """
 
     probe_steps: np.ndarray
     probe_mean: np.ndarray
     probe_std: np.ndarray
+    probe_mean_clean: np.ndarray
+    probe_std_clean: np.ndarray
     measure_steps: np.ndarray
     grad_diff: np.ndarray
     grad_rel_diff: np.ndarray
@@ -515,7 +741,7 @@ def track_training(
     probe = X_train[:probe_size]
     pre = preceding_parameters(model, layer)
     etas = [lr * float(s) for s in step_sizes]
-    rec: dict = {k: [] for k in ("ps", "pm", "pstd", "ms", "gc", "ls")}
+    rec: dict = {k: [] for k in ("ps", "pm", "pstd", "pmc", "pstdc", "ms", "gc", "ls")}
 
     def measure(step, m):
         if step % probe_every == 0:
@@ -523,6 +749,10 @@ def track_training(
             rec["ps"].append(step)
             rec["pm"].append(mean)
             rec["pstd"].append(std)
+            with injection_off(m):
+                mean, std = probe_stats(m, probe, layer)
+            rec["pmc"].append(mean)
+            rec["pstdc"].append(std)
         if step % measure_every == 0:
             gen = torch.Generator().manual_seed(step)
             idx = torch.randperm(len(X_train), generator=gen)[:batch_size]
@@ -541,6 +771,8 @@ def track_training(
         probe_steps=np.asarray(rec["ps"]),
         probe_mean=np.asarray(rec["pm"]),
         probe_std=np.asarray(rec["pstd"]),
+        probe_mean_clean=np.asarray(rec["pmc"]),
+        probe_std_clean=np.asarray(rec["pstdc"]),
         measure_steps=np.asarray(rec["ms"]),
         grad_diff=np.asarray([g["diff"] for g in gc]),
         grad_rel_diff=np.asarray([g["rel_diff"] for g in gc]),

@@ -177,3 +177,152 @@ def test_members_with_and_without_norm_share_an_ensemble(small_data):
         np.testing.assert_allclose(hist["step_loss"][:, r], alone.step_loss, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="norm_members"):
         ics.EnsembleMLP([0, 1], 4, (3,), norm="bn", norm_members=[True])
+
+
+# --- the chapter's redesigned experiments: per-member data, lr multipliers, scaled hidden layers,
+# --- recalibrated statistics, per-member normalizations
+
+
+def test_scale_output_false_scales_only_the_layers_that_feed_the_norm():
+    a = ics.EnsembleMLP([4], 5, (7, 6), norm="bn")
+    b = ics.EnsembleMLP([4], 5, (7, 6), norm="bn", init_scale=3.0, scale_output=False)
+    torch.testing.assert_close(b.w0, 3 * a.w0)
+    torch.testing.assert_close(b.w1, 3 * a.w1)
+    torch.testing.assert_close(b.w2, a.w2)
+
+
+def test_lr_multipliers_are_a_per_member_per_parameter_learning_rate(small_data):
+    """One SGD step against a hand-computed step: w0 of member r moves by lr * m[r] * grad."""
+    ens = ics.EnsembleMLP([1, 2], 20, (8,), norm=None)
+    w_before = {k: p.detach().clone() for k, p in ens.named_parameters()}
+    X, y = small_data[0][:32], small_data[1][:32]
+    # one epoch of 32 examples in batches of 32 is one full-batch step (order does not matter)
+    loss = ics.member_losses(ens(X), y).sum()
+    grads = dict(zip([k for k, _ in ens.named_parameters()],
+                     torch.autograd.grad(loss, list(ens.parameters()))))
+    mult = np.array([0.5, 4.0])
+    small = tuple(t[:32] if i < 2 else t for i, t in enumerate(small_data))
+    ics.train_ensemble(ens, small, epochs=1, batch_size=32, lr=[0.1, 0.2], optimizer="sgd",
+                       eval_every_epoch=False, lr_multipliers={"w0": mult})
+    for r, lr in enumerate((0.1, 0.2)):
+        torch.testing.assert_close(ens.w0[r], w_before["w0"][r] - lr * mult[r] * grads["w0"][r])
+        torch.testing.assert_close(ens.w1[r], w_before["w1"][r] - lr * grads["w1"][r])
+    with pytest.raises(ValueError, match="unknown parameters"):
+        ics.train_ensemble(ens, small, epochs=1, lr=0.1, optimizer="sgd", lr_multipliers={"w9": 1.0})
+
+
+def test_compensated_learning_rate_undoes_the_scale_of_weights_that_feed_bn(small_data):
+    """Scale invariance (ch5 exercise): scale a with lr a^2 on the scaled weights = scale 1."""
+    bn = lambda w: nn.BatchNorm1d(w, eps=1e-12)
+    a = 10.0
+    ref = ics.EnsembleMLP([0], 20, (16, 16), norm=bn)
+    scaled = ics.EnsembleMLP([0], 20, (16, 16), norm=bn, init_scale=a, scale_output=False)
+    h_ref = ics.train_ensemble(ref, small_data, epochs=2, lr=0.1, optimizer="sgd").as_arrays()
+    h_sc = ics.train_ensemble(scaled, small_data, epochs=2, lr=0.1, optimizer="sgd",
+                              lr_multipliers={"w0": a * a, "w1": a * a}).as_arrays()
+    np.testing.assert_allclose(h_sc["step_loss"], h_ref["step_loss"], rtol=1e-3, atol=1e-5)
+    torch.testing.assert_close(scaled.w1 / a, ref.w1, rtol=1e-3, atol=1e-5)
+
+
+def test_member_split_tensors_are_sklearn_splits():
+    from sklearn.model_selection import train_test_split
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(50, 3)), rng.integers(0, 2, 50)
+    Xtr, ytr, Xte, yte = ics.member_split_tensors(X, y, [42, 7])
+    for r, rs in enumerate((42, 7)):
+        a, b, c, d = train_test_split(X, y, test_size=0.2, random_state=rs)
+        np.testing.assert_allclose(Xtr[r].numpy(), a, rtol=1e-6)
+        np.testing.assert_array_equal(ytr[r].numpy(), c)
+        np.testing.assert_allclose(Xte[r].numpy(), b, rtol=1e-6)
+        np.testing.assert_array_equal(yte[r].numpy(), d)
+
+
+def test_per_member_data_trains_each_member_on_its_own_split(small_data):
+    X = torch.cat([small_data[0], small_data[2]]).numpy()
+    y = torch.cat([small_data[1], small_data[3]]).numpy()
+    per = ics.member_split_tensors(X, y, [0, 1])
+    ens = ics.EnsembleMLP([5, 6], 20, (16,), norm="bn")
+    members = [ens.member(r) for r in range(2)]
+    hist = ics.train_ensemble(ens, per, epochs=2, lr=0.1, optimizer="sgd").as_arrays()
+    for r in range(2):
+        own = tuple(t[r] for t in per)
+        alone = training.train(members[r], own, epochs=2, lr=0.1, optimizer="sgd", seed=5 + r)
+        np.testing.assert_allclose(hist["step_loss"][:, r], alone.step_loss, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(hist["test_acc"][:, r], alone.test_acc)
+    with pytest.raises(ValueError, match="per-member data"):
+        ics.train_ensemble(ics.EnsembleMLP([0, 1, 2], 20, (4,)), per, epochs=1, lr=0.1,
+                           optimizer="sgd")
+
+
+def test_recalibrate_batchnorm_gives_the_full_batch_statistics():
+    torch.manual_seed(0)
+    ens = ics.EnsembleMLP([0, 1], 6, (8,), norm=keras_bn, norm_after_activation=True)
+    X = torch.randn(300, 6) + 2
+    ics.recalibrate_batchnorm(ens, X)
+    bn = ens.norms[0]
+    # the BN input, computed without the module: ReLU(X W0 + b0) for each member, side by side
+    h = torch.relu(torch.baddbmm(ens.b0.unsqueeze(1), X.expand(2, 300, 6), ens.w0))
+    h = h.transpose(0, 1).reshape(300, 16).detach()
+    torch.testing.assert_close(bn.running_mean, h.mean(0))
+    torch.testing.assert_close(bn.running_var, h.var(0, unbiased=True))
+    assert bn.momentum == 0.01 and ens.training  # restored
+
+
+def test_member_norm_bn_kind_is_batchnorm1d():
+    torch.manual_seed(0)
+    mn, ref = ics.MemberNorm(["bn", "bn"], 3), nn.BatchNorm1d(6)
+    for _ in range(3):
+        z = torch.randn(10, 6) * 3 + 1
+        torch.testing.assert_close(mn(z), ref(z), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(mn.running_mean, ref.running_mean)
+    torch.testing.assert_close(mn.running_var, ref.running_var, rtol=1e-5, atol=1e-6)
+    mn.eval(); ref.eval()
+    z = torch.randn(4, 6)
+    torch.testing.assert_close(mn(z), ref(z), rtol=1e-5, atol=1e-5)
+
+
+def test_member_norm_l1_kind_divides_by_the_mean_absolute_uncentred_input():
+    z = np.random.default_rng(0).normal(2.0, 0.5, size=(16, 4))
+    mn = ics.MemberNorm(["l1", "bn"], 2)
+    out = mn(torch.as_tensor(z, dtype=torch.float32)).detach().numpy()
+    l1 = (z[:, :2] - z[:, :2].mean(0)) / (np.abs(z[:, :2]).mean(0) + 1e-5)
+    np.testing.assert_allclose(out[:, :2], l1, rtol=1e-4, atol=1e-5)
+    assert np.all(out[:, :2].std(0) < 0.5)  # the spread is not fixed at 1: inputs centred at 2
+    with pytest.raises(ValueError, match="unknown kinds"):
+        ics.MemberNorm(["bn", "l3"], 2)
+
+
+def test_member_norm_noise_and_ramp_are_injections_that_can_be_switched_off():
+    torch.manual_seed(0)
+    kinds = ["bn", "jitter", "strong", "ramp"]
+    mn, ref = ics.MemberNorm(kinds, 5, ramp_steps=4), nn.BatchNorm1d(20)
+    z = torch.randn(64, 20)
+    y, r = mn(z), ref(z)
+    torch.testing.assert_close(y[:, :5], r[:, :5], rtol=1e-5, atol=1e-5)          # plain BN
+    torch.testing.assert_close(y[:, 15:], r[:, 15:], rtol=1e-5, atol=1e-5)        # ramp at t = 0
+    shift = (y - r)[:, 5:15].mean(0)
+    assert torch.all(shift.abs() < 0.5 + 0.2) and shift.abs().max() > 0.05       # a jumping mean
+    spread = (y - r)[:, 5:15].std(0)
+    assert torch.all(spread[:5] < 0.45) and torch.all(spread[5:] > 0.3)           # jitter vs strong
+    with ics.injection_off(mn):
+        torch.testing.assert_close(mn(z), ref(z), rtol=1e-5, atol=1e-5)
+    assert mn.inject
+    for _ in range(4):                                                            # to t = ramp_steps
+        mn(z), ref(z)
+    mn.eval(); ref.eval()
+    moved = ref(z)[:, 15:] * torch.exp(mn.ramp_log_scale[15:]) + mn.ramp_shift[15:]
+    torch.testing.assert_close(mn(z)[:, 15:], moved, rtol=1e-4, atol=1e-4)        # kept in eval
+    torch.testing.assert_close(mn(z)[:, 5:15], ref(z)[:, 5:15], rtol=1e-5, atol=1e-5)  # no noise
+
+
+def test_track_training_separates_injected_from_parameter_driven_change(small_data):
+    kinds = ["bn", "jitter"]
+    ens = ics.EnsembleMLP([0, 0], 20, (8, 8), norm=lambda w: ics.MemberNorm(kinds, 8, seed=1))
+    tr = ics.track_training(ens, small_data, layer=1, lr=0.1, epochs=1, probe_every=2,
+                            measure_every=10**9)
+    # the BN member injects nothing: both probes agree; the noisy one's injected jumps dominate
+    np.testing.assert_allclose(tr.probe_mean[:, 0], tr.probe_mean_clean[:, 0])
+    jump = np.abs(np.diff(tr.probe_mean[:, 1], axis=0)).mean()
+    jump_clean = np.abs(np.diff(tr.probe_mean_clean[:, 1], axis=0)).mean()
+    assert jump > 20 * jump_clean

@@ -56,14 +56,6 @@ ALLOWED_PHRASES: dict[str, list[str]] = {
 # Bare numbers of chapters being rewritten by other helpers, number -> how many may remain.
 # These only shrink: glue the number (or add a phrase above, with a reason) and lower the count.
 LEGACY_COUNTS: dict[str, dict[str, int]] = {
-    "05_internal_covariate_shift": {
-        "2": 5, "3": 8, "4": 3, "6": 1, "7": 1, "8": 11, "10": 6, "11": 1, "13": 2, "14": 3,
-        "16": 1, "17": 1, "18": 2, "20": 10, "22": 1, "30": 6, "32": 7, "42": 1, "50": 5,
-        "64": 4, "80": 2, "95": 2, "0.1": 10, "0.3": 3, "0.5": 2, "0.6": 1, "0.9": 1, "1.5":
-        1, "100": 3, "120": 1, "200": 3, "256": 2, "800": 2, "900": 1, "ten": 1, "0.01": 4,
-        "0.26": 1, "0.33": 1, "0.67": 1, "0.84": 1, "0.85": 2, "0.87": 1, "0.99": 1, "1.88":
-        1, "1000": 2, "tens": 2,
-    },
     "06_alternatives": {
         "2": 9, "3": 3, "4": 3, "5": 1, "8": 7, "9": 1, "16": 3, "20": 1, "30": 1, "32": 5,
         "0.1": 1, "0.3": 1, "100": 2, "150": 1, "160": 2, "448": 2, "500": 1, "3000": 1,
