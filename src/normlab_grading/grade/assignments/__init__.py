@@ -3,8 +3,9 @@
 Each subpackage (a valid identifier, e.g. ``ch02_zscore``; course order is the order of the
 package names) is one assignment and holds everything about it:
 
-- ``__init__.py``: ``NAME``, the assignment's name (``solutions/<NAME>/<NAME>.ipynb``), and
-  the docstring saying what the student writes;
+- ``__init__.py``: ``NAME = "<name>"``, the assignment's name as a string literal
+  (``solutions/<name>/<name>.ipynb``; ``course._code_digest`` reads it without importing),
+  and the docstring saying what the student writes;
 - ``checks.py``: its cases, references, checks with their recognised mistakes, test cells
   with points and the "mistake -> score" table (importing it registers them);
 - ``answers.py``: models of answers: what a student with one recognised mistake computes
