@@ -30,6 +30,17 @@ ESC_NAME = "\x1b[2J\x1b]0;owned\x07evil.txt"
 MD_NAME = "**bold** | [link](javascript:x) <img src=x onerror=alert(1)> # `code`.txt"
 
 
+SHADOWS = {
+    # a checker that prints the "recorded" lines and records nothing
+    "normlab_grading/__init__.py": (
+        "def check(check_id, fn, hidden=False, **kw):\n"
+        "    print(f\"{check_id} ({'hidden' if hidden else 'visible'}): recorded for grading\")\n"),
+    "normlab_grading/check/__init__.py": "from normlab_grading import check\n",
+    # a numpy whose comparisons always agree
+    "numpy.py": "allclose = lambda *a, **k: True\narray_equal = allclose\nndarray = object\n",
+}
+
+
 def _honest():
     return H.strip_markers(H.solution_nb(A))
 
@@ -96,6 +107,13 @@ def build(sub: Path) -> None:
     # markdown in a file name (reaches the summary's notes)
     H.write_nb(s / "kim" / A / NB, _honest())
     (s / "kim" / A / MD_NAME).write_text("x")
+    # shipped modules that shadow the checker and numpy: they reach the student's own kernel
+    # only (the judge is outside), so they cannot raise a score
+    mallory = s / "mallory" / A
+    H.write_nb(mallory / NB, _zero())
+    for rel, text in SHADOWS.items():
+        (mallory / rel).parent.mkdir(parents=True, exist_ok=True)
+        (mallory / rel).write_text(text)
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +152,7 @@ EXPECTED = {
     "frank": ("rejected", 0, "was not submitted"), "gina": ("graded", 20, None),
     "hank": ("graded", 20, None), "ivan": ("graded", 20, None),
     "judy": ("rejected", 0, "was not submitted"), "kim": ("graded", 20, None),
+    "mallory": ("graded", 0, None),
 }
 
 
@@ -215,6 +234,19 @@ def test_hostile_zips_are_refused_member_by_member(run):
     assert "zip bomb" in ivan and "CRC" in ivan and "control characters" in ivan
     assert any("not a readable zip" in r for r in by_student["judy"])
     assert run["results"]["ivan"]["score"] == 20
+
+
+def test_shipped_shadowing_modules_gain_nothing(run):
+    """Files a student ships are in the jail (as under nbgrader), beside the notebook: a
+    checker or numpy of one's own changes one's own kernel, never the judging."""
+    recs = run["results"]
+    assert recs["mallory"]["score"] == 0 and recs["bob"]["score"] == 20
+    assert any("3 file(s) shipped" in n for n in recs["mallory"]["notes"])
+    text = H.autograded_text(run["out"], recs["mallory"])
+    assert "ok:" not in text
+    kept = run["out"] / "autograded" / "mallory" / A
+    for rel, content in SHADOWS.items():  # kept in autograded/ as nbgrader keeps them
+        assert (kept / rel).read_text() == content
 
 
 def test_terminal_and_summary_are_escaped(run):
