@@ -27,7 +27,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .validation import as_float_array, check_eps, check_int, check_min_rank, check_param_shape
+from .validation import (
+    as_float_array,
+    check_axis,
+    check_eps,
+    check_int,
+    check_min_rank,
+    check_param_shape,
+)
 
 __all__ = [
     "weight_to_matrix",
@@ -37,15 +44,6 @@ __all__ = [
     "spectral_norm_init",
     "SpectralNorm",
 ]
-
-
-def _check_dim(dim, ndim: int) -> int:
-    """Return ``dim`` wrapped to [0, ndim) (torch refuses other values with an IndexError)."""
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
-        raise TypeError(f"dim must be an int, got {type(dim).__name__}")
-    if not -ndim <= dim < ndim:
-        raise np.exceptions.AxisError(int(dim), ndim, msg_prefix="dim")
-    return int(dim) % ndim
 
 
 def _check_iterations(n) -> int:
@@ -77,7 +75,7 @@ def weight_to_matrix(W, dim: int = 0) -> np.ndarray:
     W = np.asarray(W)
     if W.ndim < 2:
         raise ValueError(f"expected W with at least 2 dimensions (got {W.ndim}D input)")
-    dim = _check_dim(dim, W.ndim)
+    dim = check_axis(dim, W.ndim, "dim")
     return np.moveaxis(W, dim, 0).reshape(W.shape[dim], -1)
 
 
@@ -114,7 +112,7 @@ def spectral_norm(W, u, v, n_power_iterations: int = 1, eps: float = 1e-12,
     W = _check_weight(W)
     n_power_iterations = _check_iterations(n_power_iterations)
     eps = check_eps(eps)
-    dim = _check_dim(dim, W.ndim)
+    dim = check_axis(dim, W.ndim, "dim")
     if W.ndim == 1:
         sigma = max(float(np.linalg.norm(W)), eps)
         return W / sigma, u, v, sigma
@@ -137,7 +135,7 @@ def spectral_norm_backward(dW_sn, W, u, v, eps: float = 1e-12, dim: int = 0) -> 
     W = _check_weight(W)
     dW_sn = check_param_shape(dW_sn, W.shape, "dW_sn")
     eps = check_eps(eps)
-    dim = _check_dim(dim, W.ndim)
+    dim = check_axis(dim, W.ndim, "dim")
     inner = float(np.sum(dW_sn * W))
     if W.ndim == 1:
         norm = float(np.linalg.norm(W))

@@ -26,6 +26,7 @@ __all__ = [
     "check_momentum",
     "check_int",
     "check_flag",
+    "check_axis",
     "check_axes",
     "check_more_than_one",
 ]
@@ -179,6 +180,16 @@ def check_flag(value, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
+
+
+def check_axis(axis, ndim: int, name: str = "axis", what: str = "an int") -> int:
+    """Return one axis index wrapped to [0, ndim); ``what`` says what else the caller accepts
+    (e.g. ``"an int or None"``) in the TypeError for a non-integer."""
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"{name} must be {what}, got {type(axis).__name__}")
+    if not -ndim <= axis < ndim:
+        raise np.exceptions.AxisError(int(axis), ndim, msg_prefix=name)
+    return int(axis) % ndim
 
 
 def check_axes(axes, ndim: int, name: str = "axes") -> tuple[int, ...]:

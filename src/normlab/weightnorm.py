@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .validation import as_float_array, check_min_rank, check_param_shape
+from .validation import as_float_array, check_axis, check_min_rank, check_param_shape
 
 __all__ = ["weightnorm_forward", "weightnorm_backward"]
 
@@ -39,11 +39,7 @@ def _norm_axes(dim, ndim: int) -> tuple[int, ...]:
     """Axes the norm is taken over: all but ``dim``; all of them for None or -1 (as torch)."""
     if dim is None or (not isinstance(dim, bool) and dim == -1):
         return tuple(range(ndim))
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
-        raise TypeError(f"dim must be an int or None, got {type(dim).__name__}")
-    if not -ndim <= dim < ndim:
-        raise np.exceptions.AxisError(int(dim), ndim, msg_prefix="dim")
-    dim = int(dim) % ndim
+    dim = check_axis(dim, ndim, "dim", "an int or None")
     return tuple(a for a in range(ndim) if a != dim)
 
 
