@@ -12,7 +12,8 @@ In the browser, as an instructor would:
   gradebook and of the result records (and the totals the mistake implies);
 - a submission opens in the grading view, showing the autograded notebook with each test
   cell's automatic score and the failed test's message;
-- a manual comment typed there is saved, and nbgrader's Gradebook API reads it back.
+- a manual comment typed there is saved, and nbgrader's Gradebook API reads it back;
+- a manual comment and score survive a forced regrade by normlab-grade.
 
 Requests to other hosts are blocked. The grading view loads MathJax 2 from a CDN; offline,
 its script fails with "MathJax is not defined" after the grades and comments are set up
@@ -22,7 +23,6 @@ lost). That one page error is expected; any other fails the test.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -71,16 +71,20 @@ def _submissions(submitted: Path) -> None:
         (submitted / student / A / "timestamp.txt").write_text(TIMESTAMPS[student])
 
 
+def _normlab_grade(course: Path, *extra: str) -> None:
+    proc = subprocess.run([str(H.BIN / "normlab-grade"), "submitted", "-a", A, "--out", "graded",
+                           "--course", str(course), "--workers", "2", "--quiet", *extra],
+                          cwd=course, env=H.env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 @pytest.fixture(scope="module")
 def course(tmp_path_factory) -> Path:
     course = tmp_path_factory.mktemp("course")
     shutil.copy(H.ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
     shutil.copytree(H.ROOT / "solutions" / A, course / "solutions" / A)
     _submissions(course / "submitted")
-    proc = subprocess.run([str(H.BIN / "normlab-grade"), "submitted", "-a", A, "--out", "graded",
-                           "--course", str(course), "--workers", "2", "--quiet"],
-                          cwd=course, env=H.env(), capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _normlab_grade(course)
     with open(course / "nbgrader_config.py", "a") as fh:
         fh.write(FORMGRADER_CONFIG)
     return course
@@ -208,16 +212,34 @@ def test_manage_submissions_lists_every_submission_with_its_scores(course, serve
     assert page.errors_seen == []
 
 
-def test_grading_view_and_manual_comment(course, server, page):
-    base, _ = server
+def _open_grading_view(page, base: str, student: str) -> str:
+    """From the manage-submissions page: the student's name links to their notebooks, the
+    notebook to the grading view. Returns the grading view's URL once its grades are set."""
     page.goto(f"{base}/formgrader/manage_submissions/{A}", wait_until="load")
     _submission_rows(page)
-    # the student's name links to their notebooks, the notebook to the grading view
-    page.locator("#main-table tr", has_text="bob").locator("td.student-name a").click()
-    page.wait_for_url(re.compile(rf"/formgrader/manage_students/bob/{A}/?$"))
+    page.locator("#main-table tr", has_text=student).locator("td.student-name a").click()
+    page.wait_for_url(re.compile(rf"/formgrader/manage_students/{student}/{A}/?$"))
     page.locator("#main-table a", has_text=A).first.click()
     page.wait_for_url(re.compile(r"/formgrader/submissions/[0-9a-f]+/?$"))
-    submission_url = page.url
+    page.wait_for_function("document.querySelectorAll('input.score[placeholder]').length >= 6")
+    return page.url
+
+
+def _type_and_save(page, selector: str, value: str, api: str) -> None:
+    """Type ``value`` into the grading view's field and leave it, as an instructor does;
+    waits for formgrader's save (a PUT to /formgrader/api/<api>/<id>)."""
+    field = page.locator(selector)
+    field.wait_for()
+    with page.expect_response(lambda r: f"/formgrader/api/{api}/" in r.url
+                              and r.request.method == "PUT") as saved:
+        field.fill(value)
+        field.press("Tab")
+    assert saved.value.ok, saved.value.status
+
+
+def test_grading_view_and_manual_comment(course, server, page):
+    base, _ = server
+    submission_url = _open_grading_view(page, base, "bob")
 
     # each test cell's automatic score is the gradebook's and the record's
     record = _records(course)["bob"]
@@ -226,7 +248,6 @@ def test_grading_view_and_manual_comment(course, server, page):
         auto = {g.name: g.auto_score for g in nb.grades}
     assert auto == H.cell_scores(record)
     assert auto["test_zscore_eps"] == 0.0 and sum(auto.values()) == EXPECTED_TOTALS["bob"]
-    page.wait_for_function("document.querySelectorAll('input.score[placeholder]').length >= 6")
     shown = page.evaluate("""Object.fromEntries(Array.from(document.querySelectorAll('input.score'))
         .map(i => [i.id, i.getAttribute('placeholder')]))""")
     assert {k: float(v) for k, v in shown.items()} == auto
@@ -239,13 +260,7 @@ def test_grading_view_and_manual_comment(course, server, page):
 
     # a manual comment on the student's answer, saved when the box loses focus
     comment = f"Remember eps inside the square root ({secrets.token_hex(4)})."
-    box = page.locator("textarea#zscore-comment")
-    box.wait_for()
-    with page.expect_response(lambda r: "/formgrader/api/comment/" in r.url
-                              and r.request.method == "PUT") as saved:
-        box.fill(comment)
-        box.press("Tab")
-    assert saved.value.ok, saved.value.status
+    _type_and_save(page, "textarea#zscore-comment", comment, "comment")
     with _gradebook(course) as gb:
         stored = gb.find_comment("zscore", A, A, "bob")
         assert stored.manual_comment == comment
@@ -256,4 +271,32 @@ def test_grading_view_and_manual_comment(course, server, page):
     page.wait_for_function(
         "document.querySelector('textarea#zscore-comment').value !== ''")
     assert page.locator("textarea#zscore-comment").input_value() == comment
+    assert page.errors_seen == []
+
+
+def test_forced_regrade_keeps_the_formgraders_work(course, server, page):
+    """Runs last (it changes alice's total). An instructor's comment and manual score, given
+    in formgrader, survive `normlab-grade --force` (as they survive `nbgrader autograde`:
+    the automatic scores are rewritten, the manual ones kept), and nbgrader's rule that a
+    manual score replaces the automatic one shows in the totals."""
+    base, _ = server
+    _open_grading_view(page, base, "alice")
+    comment = f"Clear and correct ({secrets.token_hex(4)})."
+    _type_and_save(page, "textarea#zscore-comment", comment, "comment")
+    _type_and_save(page, "input#test_zscore_basic", "4", "grade")  # auto score: 5 of 5
+
+    def stored():
+        with _gradebook(course) as gb:
+            grade = gb.find_grade("test_zscore_basic", A, A, "alice")
+            return (gb.find_comment("zscore", A, A, "alice").manual_comment,
+                    grade.auto_score, grade.manual_score, gb.find_submission(A, "alice").score)
+
+    expected = (comment, 5.0, 4.0, EXPECTED_TOTALS["alice"] - 5.0 + 4.0)
+    assert stored() == expected
+    _normlab_grade(course, "--force")
+    assert stored() == expected
+    assert _records(course)["alice"]["score"] == EXPECTED_TOTALS["alice"]  # automatic scores
+    page.goto(f"{base}/formgrader/manage_submissions/{A}", wait_until="load")
+    rows = {r["id"]: r["score"] for r in _submission_rows(page)}
+    assert rows["alice"].replace(" ", "") == "19/20"
     assert page.errors_seen == []
