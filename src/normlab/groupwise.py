@@ -45,6 +45,7 @@ from .validation import (
     check_min_rank,
     check_more_than_one,
     check_param_shape,
+    check_trailing_shape,
 )
 
 __all__ = [
@@ -142,14 +143,7 @@ def layernorm_forward(x, gamma, beta, eps: float = 1e-5, *, normalized_shape=Non
     None; ``normalized_shape`` defaults to gamma's (else beta's) shape. Returns ``(out, cache)``.
     """
     x = as_float_array(x, "x")
-    shape = _normalized_shape(gamma, beta, normalized_shape)
-    k = len(shape)
-    if x.ndim < k or x.shape[x.ndim - k :] != shape:
-        raise ValueError(
-            f"Given normalized_shape={shape}, expected input with shape "
-            f"(*, {', '.join(map(str, shape))}), got input of shape {x.shape}"
-        )
-    axes = tuple(range(x.ndim - k, x.ndim))
+    axes = check_trailing_shape(x, _normalized_shape(gamma, beta, normalized_shape))
     return _norm_over_axes(x, gamma, beta, axes, axes, check_eps(eps))
 
 

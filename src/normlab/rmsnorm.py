@@ -23,7 +23,13 @@ from typing import NamedTuple
 import numpy as np
 
 from .normalize import scale_shift_backward, scale_shift_forward
-from .validation import as_float_array, check_eps, check_min_rank, check_param_shape
+from .validation import (
+    as_float_array,
+    check_eps,
+    check_min_rank,
+    check_param_shape,
+    check_trailing_shape,
+)
 
 __all__ = ["RMSNormCache", "rmsnorm_forward", "rmsnorm_backward"]
 
@@ -64,16 +70,9 @@ def rmsnorm_forward(x, gamma, eps: float | None = None):
     x = as_float_array(x, "x")
     gamma = as_float_array(gamma, "gamma")
     check_min_rank(gamma, 1, "gamma")
-    shape = gamma.shape
-    k = len(shape)
-    if x.ndim < k or x.shape[x.ndim - k:] != shape:
-        raise ValueError(
-            f"Given normalized_shape={shape} (gamma's shape), expected input with shape "
-            f"(*, {', '.join(map(str, shape))}), got input of shape {x.shape}"
-        )
+    axes = check_trailing_shape(x, gamma.shape, " (gamma's shape)")
     eps = float(np.finfo(x.dtype).eps) if eps is None else check_eps(eps)
     gamma = gamma.astype(x.dtype, copy=False)
-    axes = tuple(range(x.ndim - k, x.ndim))
     if x.size == 0:  # nothing to normalize; avoid mean-of-empty warnings
         keep = tuple(1 if a in axes else s for a, s in enumerate(x.shape))
         x_hat, inv_rms = np.empty_like(x), np.empty(keep, x.dtype)

@@ -21,6 +21,7 @@ __all__ = [
     "check_rank",
     "check_min_rank",
     "check_param_shape",
+    "check_trailing_shape",
     "check_number",
     "check_eps",
     "check_momentum",
@@ -111,6 +112,19 @@ def check_min_rank(x: np.ndarray, min_ndim: int, name: str = "x", layout: str = 
             f"expected {name}{shaped} with at least {min_ndim} dimension{plural} "
             f"(got {x.ndim}D input of shape {x.shape})"
         )
+
+
+def check_trailing_shape(x: np.ndarray, shape, note: str = "") -> tuple[int, ...]:
+    """torch's layer/RMS norm rule: ``x`` must have shape ``(*, *shape)``. Returns the
+    trailing axes of x that ``shape`` covers; ``note`` says where ``shape`` came from."""
+    shape = tuple(shape)
+    k = len(shape)
+    if x.ndim < k or x.shape[x.ndim - k:] != shape:
+        raise ValueError(
+            f"Given normalized_shape={shape}{note}, expected input with shape "
+            f"(*, {', '.join(map(str, shape))}), got input of shape {x.shape}"
+        )
+    return tuple(range(x.ndim - k, x.ndim))
 
 
 def check_param_shape(p, shape, name: str) -> np.ndarray:
