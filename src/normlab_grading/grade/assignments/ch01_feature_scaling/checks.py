@@ -25,8 +25,6 @@ from normlab_grading.check.protocols.ch01 import (  # the calling protocols
 )
 
 
-
-
 # ----------------------------------------------------------------------------- cases
 def _train_test(rng, hidden, visible=((8, 3), 5)):
     """X_train and X_test from shifted distributions: test values fall outside the
@@ -94,13 +92,7 @@ def _case_gd(rng, hidden):
     return {"X": X, "y": y, "lr": float(1.0 / top), "tol": 1e-6}
 
 
-# ----------------------------------------------------------------------------- wrong answers
-
-
-
-
-
-
+# ----------------------------------------------------------------------------- mistakes
 
 
 # min-max
@@ -162,8 +154,6 @@ MM_CLIPPED = Mistake(
 )
 
 
-
-
 MM_INVERSE_RANGE = Mistake(
     "inverse_ignores_range",
     "inverse_transform ignores feature_range (it computes z * (max - min) + min); undo "
@@ -207,10 +197,6 @@ ST_REFIT = Mistake(
 )
 ST_NEW_UNBIASED = Mistake("unbiased_std", ST_UNBIASED.message,
                           lambda case: answers.standard_new(case, ddof=1))
-
-
-
-
 
 
 ST_INVERSE_ORDER = Mistake(
@@ -265,8 +251,6 @@ TT_UNBIASED = Mistake(
 
 
 # condition number
-
-
 CN_SQRT = Mistake(
     "singular_value_ratio",
     "returns the condition number of X (s_max / s_min, e.g. np.linalg.cond(X)), which is "

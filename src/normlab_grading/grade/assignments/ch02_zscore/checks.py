@@ -132,8 +132,6 @@ DDOF_IGNORED = Mistake(
 )
 
 
-
-
 BESSEL_INVERTED = Mistake(
     "bessel_inverted",
     "applies the ddof correction the wrong way round: the variance with ddof is "
@@ -161,8 +159,6 @@ CONSTANT_NAN = Mistake(
     matches=_constant_nan,
     keys=("out",),
 )
-
-
 
 
 CONSTANT_RAW = Mistake(

@@ -24,8 +24,6 @@ from normlab_grading.check.protocols.ch03 import (  # the calling protocols
 )
 
 
-
-
 # ----------------------------------------------------------------------------- cases
 def _params(rng, c):
     return rng.uniform(0.5, 2.0, c), rng.normal(0.0, 1.0, c)
@@ -107,7 +105,7 @@ def _case_rel_error(rng, hidden):
     return {"a1": a1, "b1": b1, "a2": a2, "b2": b2, "a3": a3, "b3": b3}
 
 
-# ----------------------------------------------------------------------------- wrong answers
+# ----------------------------------------------------------------------------- mistakes
 
 
 def _fw(**kw):
@@ -165,10 +163,6 @@ SP_PER_POSITION = Mistake(
 )
 
 
-
-
-
-
 SP_NO_TRANSPOSE = Mistake(
     "reshape_without_transpose",
     "reshapes (N, C, H, W) straight to (N*H*W, C), which mixes channels and positions: "
@@ -184,8 +178,6 @@ SP_OVER_C = Mistake(
     "axes (0, 2, 3).",
     _fw(axes=(1,)),
 )
-
-
 
 
 def _dx(**kw):
@@ -232,8 +224,6 @@ BW_N_MINUS_ONE = Mistake(
 DX_MISTAKES = (BW_VAR_MISSING, BW_MEAN_MISSING, BW_VAR_SIGN, BW_NO_GAMMA, BW_N_MINUS_ONE)
 
 
-
-
 DP_WRONG_AXIS = Mistake(
     "dparams_wrong_axis",
     "sums dgamma and dbeta over the features (axis=1); gamma and beta have one entry per "
@@ -273,15 +263,11 @@ SB_OVER_NC = Mistake(
 )
 
 
-
-
 SB_NO_TRANSPOSE = Mistake("reshape_without_transpose", SP_NO_TRANSPOSE.message,
                           answers.sb_no_transpose)
 
 
 # numerical gradient
-
-
 NG_FORWARD = Mistake(
     "forward_difference",
     "uses a one-sided difference (f(x + h) - f(x)) / h, whose error is O(h); use centred "
@@ -305,8 +291,6 @@ NG_NOT_RESTORED = Mistake(
     "shifted point (and the caller's x is changed): restore x[i] = old after each entry.",
     lambda case: {"grad": answers.numgrad_variant(case, "not_restored")[0]},
 )
-
-
 
 
 RE_MEAN = Mistake(

@@ -97,9 +97,6 @@ def _case_experiment(use_bn):
     return make
 
 
-# ----------------------------------------------------------------------------- the network
-
-
 # ----------------------------------------------------------------------------- references
 def _ref_drift(case):
     return answers.drift_statistics(case["H"])
