@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import copy
 import csv
-import io
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
-import nbformat
 import pytest
 
 import normlab_grade_helpers as H
-
-pytestmark = pytest.mark.slow
 
 COURSE = Path(__file__).resolve().parent / "nbgrader_course"
 CELL_TIMEOUT = "--Execute.timeout=3"
@@ -160,7 +157,8 @@ def graded(tmp_path_factory):
     shutil.copytree(course / "submitted", ours_in)
     # nbgrader refuses old metadata; its advice is `nbgrader update`, run here on its copy
     refused = _nbgrader(course, "autograde", "ps1", "--student=old_format", CELL_TIMEOUT, check=False)
-    logs = _nbgrader(course, "update", "submitted/old_format/ps1/problem1.ipynb").stderr
+    update_log = _nbgrader(course, "update", "submitted/old_format/ps1/problem1.ipynb").stderr
+    logs = ""
     for a in ("ps1", "ps2"):
         logs += _nbgrader(course, "autograde", a, "--force", CELL_TIMEOUT).stderr
     theirs_rows = _export(course, course / "gradebook.db", tmp / "nbgrader.csv")
@@ -169,10 +167,12 @@ def graded(tmp_path_factory):
                           CELL_TIMEOUT, timeout=1800)
     ours_rows = _export(course, out / "gradebook.db", tmp / "ours.csv")
     return {"course": course, "out": out, "plan": plan, "res": res, "logs": logs,
+            "update_log": update_log,
             "refused_old": refused, "theirs_rows": theirs_rows, "ours_rows": ours_rows,
             "theirs": _cell_scores(course / "gradebook.db"), "ours": _cell_scores(out / "gradebook.db")}
 
 
+@pytest.mark.slow
 def test_totals_and_cells_match_nbgrader(graded):
     res, plan, theirs, ours = graded["res"], graded["plan"], graded["theirs"], graded["ours"]
     assert res.returncode == 0, res.stderr[-3000:]
@@ -193,12 +193,14 @@ def test_totals_and_cells_match_nbgrader(graded):
     assert theirs[("hidden_failed", "ps1")][1]["test_squares_more"][0] == 0.0
 
 
+@pytest.mark.slow
 def test_export_rows_match_nbgrader(graded):
     assert graded["ours_rows"] == graded["theirs_rows"]
     # one row per student and assignment (nbgrader exports the unsubmitted ones too)
     assert len(graded["ours_rows"]) == 2 * len(graded["plan"])
 
 
+@pytest.mark.slow
 def test_written_and_shipped_files_are_kept_as_nbgrader_keeps_them(graded):
     course, out = graded["course"], graded["out"]
     for student, (a, _, _) in graded["plan"].items():
@@ -215,6 +217,7 @@ def test_written_and_shipped_files_are_kept_as_nbgrader_keeps_them(graded):
     assert given["helper.py"] == HELPER.encode()
 
 
+@pytest.mark.slow
 def test_old_metadata_is_updated_as_nbgrader_update_does(graded):
     assert graded["refused_old"].returncode != 0  # nbgrader itself asks for `nbgrader update`
     rec = H.results(graded["out"], "ps1")["old_format"]
@@ -223,19 +226,84 @@ def test_old_metadata_is_updated_as_nbgrader_update_does(graded):
     assert rec["score"] == 5.0
 
 
+def _nbgrader_warnings(log: str, default: str | None = None) -> dict:
+    """student -> the warnings nbgrader logged while sanitizing or autograding their
+    notebooks (``[AutogradeApp | WARNING] ...`` after ``Sanitizing .../submitted/<student>/``)."""
+    out: dict = {}
+    student = default
+    for line in log.splitlines():
+        m = re.search(r"\| INFO\] (?:Sanitizing|Autograding) \S*/(?:submitted|autograded)/([^/]+)/", line)
+        if m:
+            student = m.group(1)
+            continue
+        m = re.match(r"\[\w+ \| WARNING\] (.*)$", line)
+        if m and student is not None and "seconds late" not in m.group(1):
+            out.setdefault(student, set()).add(m.group(1))
+    return out
+
+
+@pytest.mark.slow
 def test_nbgrader_warnings_for_edited_cells(graded):
     from normlab_grading.grade.pipeline import WARNED
 
-    logs, res = graded["logs"], graded["res"]
-    warned = {}
+    theirs = _nbgrader_warnings(graded["logs"])
+    for student, ws in _nbgrader_warnings(graded["update_log"], "old_format").items():
+        theirs.setdefault(student, set()).update(ws)
+    res = graded["res"]
     for student, (a, _, _) in graded["plan"].items():
         rec = H.results(graded["out"], a)[student]
-        warned[student] = [n[len(WARNED):] for nb in rec["notebooks"].values()
-                           for n in nb["notes"] if n.startswith(WARNED)]
-        for w in warned[student]:
-            assert w in logs, (student, w)  # nbgrader printed the same warning
-            assert w[:60] in res.stderr  # and normlab-grade printed it on the terminal
+        ours = {n[len(WARNED):] for nb in rec["notebooks"].values()
+                for n in nb["notes"] if n.startswith(WARNED)}
+        assert ours == theirs.get(student, set()), student
+        for w in ours:  # and normlab-grade printed them on the terminal
+            assert f"nbgrader warning: {student} / {a} / " in res.stderr and w[:60] in res.stderr
     assert any("Attribute 'checksum' for cell test_squares has changed" in w
-               for w in warned["edited_tests"])
-    assert any("Missing grade cell test_squares" in w for w in warned["deleted_cells"])
-    assert not warned["honest"] and not warned["blank"]
+               for w in theirs["edited_tests"])
+    assert any("Missing grade cell test_squares" in w for w in theirs["deleted_cells"])
+
+
+# ----------------------------------------------------------------------------- options
+def test_nbgrader_options_are_read_as_nbgrader_reads_them():
+    from normlab_grading.grade.cli import nbgrader_options, split_nbgrader_options
+
+    rest, traits = split_nbgrader_options(
+        ["subs", "--Execute.timeout=2", "--out", "g", "--Autograde.exclude_overwriting",
+         "ps2=helper.py", "--ClearSolutions.code_stub", "python=# TODO"])
+    assert rest == ["subs", "--out", "g"]
+    cfg = nbgrader_options(traits)
+    assert cfg.Execute.timeout == 2  # an int, as Execute's trait wants
+    assert cfg.Autograde.exclude_overwriting == {"ps2": "helper.py"}
+    assert cfg.ClearSolutions.code_stub == {"python": "# TODO"}
+    with pytest.raises(ValueError, match="Execute.timeout=soon: an int expected"):
+        nbgrader_options(["--Execute.timeout=soon"])
+    seen = []
+    assert nbgrader_options(["--MyPreprocessor.level=3"], seen.append).MyPreprocessor.level == "3"
+    assert "nbgrader has no class MyPreprocessor" in seen[0]
+
+
+def test_command_line_options_build_the_gradebook(tmp_path):
+    """A generate_assignment option given only on the command line (the solution stub)
+    reaches the gradebook normlab-grade builds, and changing it rebuilds it."""
+    import sqlite3
+
+    from normlab_grading.grade.cli import nbgrader_options
+    from normlab_grading.grade.course import Course, ensure_gradebook
+
+    course = tmp_path / "course"
+    course.mkdir()
+    shutil.copy(COURSE / "nbgrader_config.py", course / "nbgrader_config.py")
+    shutil.copytree(COURSE / "source", course / "source")
+    db = tmp_path / "gradebook.db"
+
+    def stub():
+        con = sqlite3.connect(db)
+        try:
+            return con.execute("select source from source_cell where name = 'squares'").fetchone()[0]
+        finally:
+            con.close()
+
+    ensure_gradebook(Course(course), "ps1", db)
+    assert "raise NotImplementedError" in stub()
+    ensure_gradebook(Course(course, nbgrader_options(["--ClearSolutions.code_stub=python=# TODO"])),
+                     "ps1", db)
+    assert "# TODO" in stub() and "NotImplementedError" not in stub()

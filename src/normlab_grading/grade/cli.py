@@ -788,10 +788,11 @@ def _final_count(results, skipped, rejections, log, seconds, interrupted, out, n
 
     for r in results:  # nbgrader's warnings (edited test or locked cells...), as it prints them
         for stem, nb in sorted(r.get("notebooks", {}).items()):
-            for n in nb.get("notes", []):
-                if n.startswith(WARNED):
-                    lines.append(f"  nbgrader warning: {t(r['student'])} / {t(r['assignment'])} / "
-                                 f"{t(stem)}: {t(n[len(WARNED):])}")
+            warned = [n[len(WARNED):] for n in nb.get("notes", []) if n.startswith(WARNED)]
+            for w in dict.fromkeys(warned):
+                times = f" ({warned.count(w)} times)" if warned.count(w) > 1 else ""
+                lines.append(f"  nbgrader warning: {t(r['student'])} / {t(r['assignment'])} / "
+                             f"{t(stem)}: {t(w)}{times}")
     if interrupted:
         lines.append("interrupted: run the same command again to grade what is left")
     lines.append(f"outputs in {out} (grades.csv, summary.md, autograded/, feedback/)")
