@@ -132,9 +132,9 @@ def functional_loss(model, x, y, criterion: Callable | None = None, noise_seed: 
             return member_losses(out, y)
         if criterion is not None:
             return criterion(out, y).reshape(1)
-        from .training import _loss_and_correct
+        from .training import loss_and_correct
 
-        loss_sum, _ = _loss_and_correct(out, y)
+        loss_sum, _ = loss_and_correct(out, y)
         return (loss_sum / len(x)).reshape(1)
 
     return loss_fn, params

@@ -10,7 +10,7 @@ checks. Parameters and buffers are float64 numpy arrays of shape (C,):
   ``np.int64`` array (read it with ``int(layer.num_batches_tracked)``) updated in place
   like torch's buffer; all three None when ``track_running_stats=False``.
 
-Behaviour, checked against torch 2.13 (tests/test_batchnorm_layer.py):
+Behaviour, checked against torch 2.13 (tests/normlab/test_batchnorm_layer.py):
 
 - Training forward uses batch statistics. While tracking, every training call first adds 1
   to ``num_batches_tracked`` -- also for an empty batch and also when the batch is then

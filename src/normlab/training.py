@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["seed_everything", "mlp", "History", "train", "evaluate"]
+__all__ = ["seed_everything", "mlp", "History", "loss_and_correct", "train", "evaluate"]
 
 
 def seed_everything(seed: int) -> None:
@@ -78,8 +78,11 @@ class History:
         return {k: np.asarray(v) for k, v in self.__dict__.items()}
 
 
-def _loss_and_correct(logits, y):
-    import torch
+def loss_and_correct(logits, y):
+    """Summed loss and number of correct predictions of ``logits`` (B, out) for targets ``y``
+    (B,): binary cross-entropy with logits for one output unit (article 002's sigmoid
+    output), cross-entropy for several. Two 0-d tensors; the training loop's loss is the
+    sum divided by B."""
     import torch.nn.functional as F
 
     if logits.ndim == 2 and logits.shape[1] == 1:  # binary, article 002's sigmoid output
@@ -101,7 +104,7 @@ def evaluate(model, X, y, batch_size: int = 1024) -> tuple[float, float]:
     total, correct, n = 0.0, 0, len(X)
     with torch.no_grad():
         for i in range(0, n, batch_size):
-            l, c = _loss_and_correct(model(X[i : i + batch_size]), y[i : i + batch_size])
+            l, c = loss_and_correct(model(X[i : i + batch_size]), y[i : i + batch_size])
             total += float(l)
             correct += int(c)
     model.train(was_training)
@@ -149,7 +152,7 @@ def train(
                 isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()
             ):
                 continue  # a last batch of one cannot be batch-normalized in training
-            loss_sum, _ = _loss_and_correct(model(X_train[idx]), y_train[idx])
+            loss_sum, _ = loss_and_correct(model(X_train[idx]), y_train[idx])
             loss = loss_sum / len(idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
