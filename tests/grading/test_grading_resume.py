@@ -1,7 +1,7 @@
 """normlab-grade loses nothing: a run killed in the middle (SIGKILL to its whole process
-group, workers included) and started again grades only what is left; every result is in
-the gradebook; a forced re-grade gives identical scores; a run with nothing left grades
-nothing."""
+group, workers or forked graders included, whichever it used) leaves no sandbox behind and,
+started again, grades only what is left; every result is in the gradebook; a forced
+re-grade gives identical scores; a run with nothing left grades nothing."""
 
 from __future__ import annotations
 
@@ -57,7 +57,8 @@ def _leftover_jails(marker: str) -> list:
     return found
 
 
-def test_interrupted_run_resumes_and_regrading_is_identical(tmp_path):
+@pytest.mark.parametrize("first", ["cluster", "forked"])
+def test_interrupted_run_resumes_and_regrading_is_identical(tmp_path, first):
     subs = tmp_path / "subs"
     expected = _subs(subs)
     db = H.prepared_gradebook(tmp_path / "gb", [A])
@@ -67,7 +68,9 @@ def test_interrupted_run_resumes_and_regrading_is_identical(tmp_path):
     scratch.mkdir()
     env = H.env()
     env["TMPDIR"] = str(scratch)  # the workers' sandboxes live here: easy to find
-    args = [str(H.BIN / "normlab-grade"), str(subs), "-a", A, "--out", str(out), "--workers", "1"]
+    # the interrupted run grades on a local Dask cluster, or in forked processes
+    args = [str(H.BIN / "normlab-grade"), str(subs), "-a", A, "--out", str(out), "--workers", "1",
+            "--cluster-min", "1" if first == "cluster" else "100"]
     proc = subprocess.Popen(args, cwd=H.ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 
