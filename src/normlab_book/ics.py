@@ -33,6 +33,16 @@ ensemble alike:
 - :func:`layer_gradient_norms` -- the norm of the loss gradient with respect to every linear
   layer's weights (vanishing and exploding gradients).
 
+**The chapter's controlled experiments.** :class:`MemberNorm` gives every member its own
+normalization (BN, Santurkar et al.'s noisy BN, a slow systematic drift, an l1 "batch norm"
+that fixes no variance) and :class:`injection_off` switches the injected noise and drift off,
+so that a probe separates what is injected from what the parameters move.
+``train_ensemble(..., lr_multipliers=...)`` gives a parameter of a member its own learning-rate
+factor (the compensated initial-scale runs), ``EnsembleMLP(..., scale_output=False)`` scales
+only the layers that feed a normalization, :func:`member_split_tensors` gives every member its
+own ``train_test_split`` split, and :func:`recalibrate_batchnorm` replaces lagging running
+statistics by the training set's own for evaluation.
+
 :func:`track_training` trains an ensemble with SGD and takes all these measurements along the
 way without disturbing the run; :func:`drift_summary` and :func:`largest_stable` reduce the
 records to the numbers the chapter prints. ``EnsembleMLP(..., norm_members=...)`` lets
