@@ -22,7 +22,13 @@ therefore share nothing, and the summed loss gives every member exactly its own 
 ``W_x x_t + W_h h_{t-1} + b`` is normalized at every time step (no norm, batch norm with one
 set of statistics shared by all time steps, batch norm with statistics per time step as in
 Cooijmans et al. 2016, or layer norm). :func:`train_ensemble` trains either kind of ensemble
-with Adam, every member drawing its own mini-batches from its own seeded generator.
+with Adam or with SGD (then with one learning rate per member), every member drawing its own
+mini-batches from its own seeded generator. Members without a conv bias (the normalized kinds)
+and with one (kind "none") share an ensemble: the missing biases are masked to 0.
+
+**The batch-size sweep** (:func:`batch_size_sweep`) follows Wu and He's protocol: equal
+epochs at every batch size, the learning rate scaled linearly with the batch, one base rate
+per method chosen on a validation split (:func:`validation_split`).
 
 **Batch renormalization's schedule**, squeezed into a short run: :func:`short_renorm_schedule`.
 
@@ -73,9 +79,11 @@ __all__ = [
     "short_renorm_schedule",
     "batch_indices",
     "train_ensemble",
+    "eval_logits",
     "eval_accuracy",
     "train_mode_accuracy",
     "SweepResult",
+    "validation_split",
     "batch_size_sweep",
     "per_step_renorm_factors",
     "weightnorm_descent",
@@ -323,18 +331,23 @@ class EnsembleCNN(nn.Module):
         heads = [m[12] for m in members]
         self.channels = [c[0].out_channels for c in convs]
         self.convs = nn.ModuleList()
-        for layer in convs:
+        self.conv_biases = nn.ParameterList()
+        for i, layer in enumerate(convs):
             c0 = layer[0]
-            if any((c.bias is None) != (c0.bias is None) for c in layer):
-                raise ValueError("members must agree on conv biases (kind 'none' has them, "
-                                 "the normalized kinds do not): ensemble them separately")
             conv = nn.Conv2d(K * c0.in_channels, K * c0.out_channels, c0.kernel_size,
-                             padding=c0.padding, groups=K, bias=c0.bias is not None)
+                             padding=c0.padding, groups=K, bias=False)
+            has_bias = torch.tensor([c.bias is not None for c in layer])
             with torch.no_grad():
                 conv.weight.copy_(torch.cat([c.weight for c in layer]))
-                if c0.bias is not None:
-                    conv.bias.copy_(torch.cat([c.bias for c in layer]))
+                # members without a bias (kind "none" has one, the normalized kinds do not)
+                # get a bias entry that is multiplied by 0: its gradient is exactly 0, so
+                # neither SGD nor Adam ever moves it
+                bias = torch.cat([c.bias if c.bias is not None else torch.zeros(c.out_channels)
+                                  for c in layer])
             self.convs.append(conv)
+            self.conv_biases.append(nn.Parameter(bias.clone()))
+            self.register_buffer(f"bias_mask{i}",
+                                 has_bias.repeat_interleave(c0.out_channels).to(bias.dtype))
         self.norms = nn.ModuleList(_BlockNorm(n, c) for n, c in zip(norms, self.channels))
         self.head_weight = nn.Parameter(torch.stack([h.weight.detach().clone() for h in heads]))
         self.head_bias = nn.Parameter(torch.stack([h.bias.detach().clone() for h in heads]))
@@ -348,7 +361,8 @@ class EnsembleCNN(nn.Module):
             x = x.unsqueeze(1).expand(-1, K, -1, -1)
         h = x
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
-            h = F.relu(norm(conv(h)))
+            h = conv(h) + (self.conv_biases[i] * getattr(self, f"bias_mask{i}"))[:, None, None]
+            h = F.relu(norm(h))
             if i < 2:
                 h = F.max_pool2d(h, 2)
         h = h.reshape(len(h), K, -1)  # (B, K, 4w)
@@ -359,10 +373,9 @@ class EnsembleCNN(nn.Module):
         net = copy.deepcopy(self.templates[k])
         with torch.no_grad():
             for conv_i, layer_i, c in zip((0, 4, 8), range(3), self.channels):
-                conv = self.convs[layer_i]
-                net[conv_i].weight.copy_(conv.weight[k * c:(k + 1) * c])
-                if conv.bias is not None:
-                    net[conv_i].bias.copy_(conv.bias[k * c:(k + 1) * c])
+                net[conv_i].weight.copy_(self.convs[layer_i].weight[k * c:(k + 1) * c])
+                if net[conv_i].bias is not None:
+                    net[conv_i].bias.copy_(self.conv_biases[layer_i][k * c:(k + 1) * c])
             for norm_i, block, c in zip((1, 5, 9), self.norms, self.channels):
                 state = block.member_state(k, c)
                 if state:
@@ -578,20 +591,39 @@ def batch_indices(n: int, batch_size: int, steps: int, seed: int) -> torch.Tenso
 
 
 def train_ensemble(model, X, y, seeds: Sequence[int], *, batch_size: int, steps: int,
-                   lr: float = 3e-3, renorm: Callable | None = None) -> None:
-    """Train every member of an ensemble with Adam for ``steps`` steps, in place.
+                   lr: float | Sequence[float] = 3e-3, optimizer: str = "adam",
+                   momentum: float = 0.9, renorm: Callable | None = None) -> None:
+    """Train every member of an ensemble for ``steps`` steps, in place.
 
     ``X`` (n, ...) and ``y`` (n,) are tensors; member ``k`` draws its mini-batches with
     :func:`batch_indices` seeded by ``seeds[k]``. The loss is the sum over members of each
-    member's mean cross-entropy, so each member gets the gradient it would get alone (Adam
-    is elementwise). ``renorm(step) -> (r_max, d_max)`` sets every batch-renorm layer's
-    limits before each step.
+    member's mean cross-entropy, so each member gets the gradient it would get alone.
+    ``optimizer="adam"`` (elementwise, so members stay independent; one ``lr``) or ``"sgd"``
+    (heavy-ball momentum ``momentum``, no weight decay). With SGD, ``lr`` may be one learning
+    rate per member: member ``k``'s loss is multiplied by ``lr[k]`` and the optimizer runs at
+    learning rate 1, which is the same update because SGD with momentum is linear in the
+    gradient. ``renorm(step) -> (r_max, d_max)`` sets every batch-renorm layer's limits
+    before each step.
     """
-    if len(seeds) != model.n_members:
-        raise ValueError(f"need one seed per member ({model.n_members}), got {len(seeds)}")
+    K = model.n_members
+    if len(seeds) != K:
+        raise ValueError(f"need one seed per member ({K}), got {len(seeds)}")
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    lrs = torch.as_tensor(np.broadcast_to(np.asarray(lr, dtype=float), (K,)).copy())
+    if optimizer == "adam" and not torch.all(lrs == lrs[0]):
+        raise ValueError("one learning rate per member needs optimizer='sgd' (Adam's update "
+                         "does not scale with the gradient)")
+    if not torch.all(lrs > 0):
+        raise ValueError(f"learning rates must be positive, got {lrs.tolist()}")
     idx = torch.stack([batch_indices(len(X), batch_size, steps, s) for s in seeds], dim=-1)
     renorm_layers = [m for m in model.modules() if isinstance(m, (BatchRenorm1d, BatchRenorm2d))]
-    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    if optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=float(lrs[0]), fused=True)
+        weight = torch.ones(K)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=1.0, momentum=momentum, foreach=True)
+        weight = lrs
     model.train()
     for step in range(steps):
         if renorm is not None:
@@ -603,21 +635,28 @@ def train_ensemble(model, X, y, seeds: Sequence[int], *, batch_size: int, steps:
         if xb.dim() == 5 and xb.shape[2] == 1:  # images (n, 1, 8, 8) -> (B, K, 8, 8)
             xb = xb[:, :, 0]
         logits = model(xb)  # (B, K, classes)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y[batch].reshape(-1),
-                               reduction="sum") / batch_size
+        per_member = F.cross_entropy(logits.permute(0, 2, 1), y[batch],
+                                     reduction="none").mean(0)  # (K,)
+        loss = (per_member * weight.to(per_member.dtype)).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
 
-def eval_accuracy(model, X, y) -> np.ndarray:
-    """Accuracy of every member in eval mode on (X, y), one forward pass: shape (K,)."""
+def eval_logits(model, X) -> torch.Tensor:
+    """Logits (B, K, classes) of every member in eval mode, without gradients; the model's
+    mode is restored afterwards."""
     was = model.training
     model.eval()
     with torch.no_grad():
         logits = model(X)
     model.train(was)
-    return (logits.argmax(-1) == y[:, None]).double().mean(0).numpy()
+    return logits
+
+
+def eval_accuracy(model, X, y) -> np.ndarray:
+    """Accuracy of every member in eval mode on (X, y), one forward pass: shape (K,)."""
+    return (eval_logits(model, X).argmax(-1) == y[:, None]).double().mean(0).numpy()
 
 
 def train_mode_accuracy(model, X, y, batch_size: int) -> np.ndarray:
@@ -639,51 +678,107 @@ def train_mode_accuracy(model, X, y, batch_size: int) -> np.ndarray:
 
 @dataclass
 class SweepResult:
-    """Accuracies of a batch-size sweep: ``eval_acc[kind]`` and ``train_mode_acc[kind]`` are
-    arrays (len(batch_sizes), len(seeds)), measured on the first ``n_test`` test images."""
+    """A batch-size sweep run with Wu and He's protocol (:func:`batch_size_sweep`).
+
+    ``base_lrs``: the learning-rate grid at the reference batch ``ref_batch``;
+    ``val_acc_grid[kind]`` (len(base_lrs), len(lr_seeds)): validation accuracy of each grid
+    point at ``ref_batch``; ``chosen_lr[kind]``: the grid value with the best mean validation
+    accuracy. ``eval_acc[kind]``, ``train_mode_acc[kind]``: arrays (len(batch_sizes),
+    len(seeds)) of test accuracy in eval and in training mode, trained at
+    ``chosen_lr[kind] * batch / ref_batch`` for ``epochs`` epochs (``steps[batch]`` steps),
+    measured on the first ``n_test`` test images.
+    """
 
     kinds: tuple
     batch_sizes: tuple
     seeds: tuple
-    steps: int
+    epochs: int
+    ref_batch: int
+    base_lrs: tuple
+    lr_seeds: tuple
+    n_fit: int = 0
+    n_val: int = 0
     n_test: int = 0
+    steps: dict = field(default_factory=dict)
+    val_acc_grid: dict = field(default_factory=dict)
+    chosen_lr: dict = field(default_factory=dict)
     eval_acc: dict = field(default_factory=dict)
     train_mode_acc: dict = field(default_factory=dict)
 
+    def lr_at(self, kind: str, batch_size: int) -> float:
+        """The learning rate ``kind`` was trained with at ``batch_size`` (linear scaling)."""
+        return self.chosen_lr[kind] * batch_size / self.ref_batch
 
-def batch_size_sweep(data, kinds=("bn", "brn", "gn", "ln"), batch_sizes=(2, 4, 8, 16, 32),
-                     seeds=(0, 1, 2), *, steps: int = 300, lr: float = 3e-3, width: int = 8,
-                     num_groups: int = 4, only_at: dict | None = None) -> SweepResult:
-    """Train ``tiny_cnn(kind, seed=s)`` for every kind, batch size and seed; measure accuracy.
 
-    ``data = (X_train, y_train, X_test, y_test)`` tensors, images (n, 1, 8, 8). One
-    :class:`EnsembleCNN` per batch size holds every (kind, seed) member; every run takes
-    ``steps`` Adam steps at learning rate ``lr`` (batch renorm with
-    :func:`short_renorm_schedule`). Accuracies use the first ``n_test`` test images, a
-    multiple of every batch size, in eval mode and (:func:`train_mode_accuracy`) in
-    training mode with batches of the training batch size. Seed ``s`` fixes a member's initial weights (the same
-    for every kind) and its batch order. ``only_at = {kind: batch sizes}`` runs that kind at
-    those batch sizes only; its other entries are NaN.
+def validation_split(n: int, n_val: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (fit, validation) of a seeded random split of ``range(n)``, ``n_val`` held out."""
+    if not 0 < n_val < n:
+        raise ValueError(f"n_val must be in (0, {n}), got {n_val}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[n_val:], perm[:n_val]
+
+
+def batch_size_sweep(data, kinds=("none", "bn", "gn", "ln"),
+                     batch_sizes=(2, 4, 8, 16, 32), seeds=(0, 1, 2, 3, 4), *, epochs: int = 2,
+                     base_lrs=(0.003, 0.01, 0.03, 0.1, 0.3), lr_seeds=(0, 1),
+                     ref_batch: int = 32,
+                     n_val: int = 300, width: int = 8, num_groups: int = 4) -> SweepResult:
+    """Wu and He's batch-size protocol for :func:`tiny_cnn`, scaled down.
+
+    ``data = (X_train, y_train, X_test, y_test)`` tensors, images (n, 1, 8, 8). ``n_val``
+    training images are held out (:func:`validation_split`) and the rest, ``n_fit`` images,
+    are trained on with SGD (momentum 0.9) for the same number of ``epochs`` at every batch
+    size, with the learning rate scaled linearly with the batch: ``lr(B) = lr0 * B /
+    ref_batch`` (Goyal et al. 2017, as Wu and He 2018 use). Batch renorm follows
+    :func:`short_renorm_schedule` over each run's steps.
+
+    1. The base learning rate ``lr0`` of each kind is chosen from ``base_lrs`` at
+       ``ref_batch`` by the mean validation accuracy (eval mode) over ``lr_seeds``.
+    2. Every kind is trained at every batch size with every seed at its chosen ``lr0``; test
+       accuracy in eval mode and (:func:`train_mode_accuracy`) in training mode with test
+       batches of the training batch size, on the first ``n_test`` test images (a multiple of
+       every batch size).
+
+    Seed ``s`` fixes a member's initial weights (the same for every kind) and its batch
+    order. All runs of one stage and batch size train at once as one :class:`EnsembleCNN`.
     """
     X_train, y_train, X_test, y_test = data
-    lcm = math.lcm(*batch_sizes)  # same test images for eval and for every batch size
+    fit, val = validation_split(len(X_train), n_val)
+    X_fit, y_fit, X_val, y_val = X_train[fit], y_train[fit], X_train[val], y_train[val]
+    lcm = math.lcm(*batch_sizes)
     n_test = (len(X_test) // lcm) * lcm
     X_test, y_test = X_test[:n_test], y_test[:n_test]
-    res = SweepResult(tuple(kinds), tuple(batch_sizes), tuple(seeds), steps)
-    res.n_test = n_test
-    only_at = only_at or {}
-    for kind in kinds:
-        res.eval_acc[kind] = np.full((len(batch_sizes), len(seeds)), np.nan)
-        res.train_mode_acc[kind] = np.full((len(batch_sizes), len(seeds)), np.nan)
+    res = SweepResult(tuple(kinds), tuple(batch_sizes), tuple(seeds), epochs, ref_batch,
+                      tuple(base_lrs), tuple(lr_seeds), n_fit=len(fit), n_val=len(val),
+                      n_test=n_test)
+
+    def train(spec, batch_size):
+        """spec: [(kind, lr, seed)]; returns the trained ensemble."""
+        model = EnsembleCNN([tiny_cnn(k, width, num_groups, seed=s) for k, _, s in spec])
+        steps = epochs * (len(X_fit) // batch_size)
+        res.steps[batch_size] = steps
+        train_ensemble(model, X_fit, y_fit, [s for _, _, s in spec], batch_size=batch_size,
+                       steps=steps, lr=[lr for _, lr, _ in spec], optimizer="sgd",
+                       renorm=short_renorm_schedule(steps))
+        return model
+
+    # 1. the learning rate of each kind, on the validation split
+    spec = [(k, lr, s) for k in kinds for lr in base_lrs for s in lr_seeds]
+    val_acc = eval_accuracy(train(spec, ref_batch), X_val, y_val)
+    for k in kinds:
+        grid = np.array([[val_acc[spec.index((k, lr, s))] for s in lr_seeds] for lr in base_lrs])
+        res.val_acc_grid[k] = grid
+        res.chosen_lr[k] = float(base_lrs[int(np.argmax(grid.mean(1)))])
+    # 2. every kind, batch size and seed at the chosen learning rate
+    for k in kinds:
+        res.eval_acc[k] = np.full((len(batch_sizes), len(seeds)), np.nan)
+        res.train_mode_acc[k] = np.full((len(batch_sizes), len(seeds)), np.nan)
     for b, bs in enumerate(batch_sizes):
-        members_spec = [(k, s) for k in kinds for s in seeds if bs in only_at.get(k, (bs,))]
-        members = [tiny_cnn(k, width, num_groups, seed=s) for k, s in members_spec]
-        model = EnsembleCNN(members)
-        train_ensemble(model, X_train, y_train, [s for _, s in members_spec], batch_size=bs,
-                       steps=steps, lr=lr, renorm=short_renorm_schedule(steps))
+        spec = [(k, res.lr_at(k, bs), s) for k in kinds for s in seeds]
+        model = train(spec, bs)
         ev = eval_accuracy(model, X_test, y_test)
         tm = train_mode_accuracy(model, X_test, y_test, bs)
-        for j, (k, s) in enumerate(members_spec):
+        for j, (k, _, s) in enumerate(spec):
             res.eval_acc[k][b, seeds.index(s)] = ev[j]
             res.train_mode_acc[k][b, seeds.index(s)] = tm[j]
     return res

@@ -71,10 +71,13 @@ def test_normalize_as_matches_torch():
 # --------------------------------------------------------------------------- ensembles
 
 
-def reference_train(net, X, y, seed, batch_size, steps, lr, renorm=None, images=True):
+def reference_train(net, X, y, seed, batch_size, steps, lr, renorm=None, optimizer="adam"):
     """Train one ordinary net alone, with the batches batch_indices gives for its seed."""
     idx = A.batch_indices(len(X), batch_size, steps, seed)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    if optimizer == "adam":
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
     net.train()
     for step in range(steps):
         if renorm is not None:
@@ -97,10 +100,42 @@ def toy_images(n=40, seed=0):
 CNN_SPEC = [("bn", 0), ("bn", 1), ("brn", 0), ("gn", 2), ("ln", 0), ("bn", 3)]
 
 
-def test_ensemble_cnn_refuses_mixed_biases():
-    with pytest.raises(ValueError):
-        A.EnsembleCNN([A.tiny_cnn("none", seed=0), A.tiny_cnn("bn", seed=0)])
-    A.EnsembleCNN([A.tiny_cnn("none", seed=0), A.tiny_cnn("none", seed=1)])
+MIXED_SPEC = [("none", 0), ("bn", 1), ("none", 2), ("gn", 0), ("ln", 3)]
+
+
+def test_ensemble_cnn_with_and_without_biases_trains_each_member_alone_sgd():
+    # kind "none" has conv biases, the normalized kinds do not; one ensemble holds both, and
+    # SGD with one learning rate per member gives each member its own SGD run
+    X, y = toy_images(40)
+    X = X.double()
+    steps, bs = 6, 4
+    lrs = [0.05, 0.02, 0.1, 0.03, 0.07]
+    members = [A.tiny_cnn(k, seed=s).double() for k, s in MIXED_SPEC]
+    ens = A.EnsembleCNN(members)
+    A.train_ensemble(ens, X, y, [s for _, s in MIXED_SPEC], batch_size=bs, steps=steps,
+                     lr=lrs, optimizer="sgd")
+    for k, ((kind, seed), lr) in enumerate(zip(MIXED_SPEC, lrs)):
+        net = A.tiny_cnn(kind, seed=seed).double()
+        alone = reference_train(net, X, y, seed, bs, steps, lr, optimizer="sgd")
+        got = ens.member(k).state_dict()
+        assert set(got) == set(alone.state_dict())
+        for key, ref in alone.state_dict().items():
+            torch.testing.assert_close(got[key], ref, atol=1e-10, rtol=1e-9,
+                                       msg=f"member {k} ({kind}) {key}")
+
+
+def test_train_ensemble_refuses_bad_learning_rates():
+    X, y = toy_images(8)
+    ens = A.EnsembleCNN([A.tiny_cnn("bn", seed=0), A.tiny_cnn("bn", seed=1)])
+    with pytest.raises(ValueError, match="optimizer='sgd'"):
+        A.train_ensemble(ens, X, y, [0, 1], batch_size=4, steps=1, lr=[0.1, 0.2])
+    with pytest.raises(ValueError, match="optimizer"):
+        A.train_ensemble(ens, X, y, [0, 1], batch_size=4, steps=1, optimizer="rmsprop")
+    with pytest.raises(ValueError, match="positive"):
+        A.train_ensemble(ens, X, y, [0, 1], batch_size=4, steps=1, lr=[0.1, 0.0],
+                         optimizer="sgd")
+    with pytest.raises(ValueError, match="one seed per member"):
+        A.train_ensemble(ens, X, y, [0], batch_size=4, steps=1)
 
 
 def test_ensemble_cnn_forward_equals_members():
@@ -207,16 +242,48 @@ def test_short_renorm_schedule():
     assert 1.0 < r < 3.0 and 0.0 < d < 5.0
 
 
-def test_batch_size_sweep_smoke():
-    X, y = toy_images(48)
-    res = A.batch_size_sweep((X, y, X[:20], y[:20]), kinds=("bn", "ln"), batch_sizes=(2, 4),
-                             seeds=(0, 1), steps=3, only_at={"bn": (2,)})
-    assert res.n_test == 20
-    for kind in ("bn", "ln"):
+def test_validation_split():
+    fit, val = A.validation_split(50, 12, seed=3)
+    assert len(val) == 12 and len(fit) == 38
+    assert sorted(torch.cat([fit, val]).tolist()) == list(range(50))
+    f2, v2 = A.validation_split(50, 12, seed=3)
+    assert torch.equal(fit, f2) and torch.equal(val, v2)
+    with pytest.raises(ValueError):
+        A.validation_split(10, 10)
+
+
+def test_batch_size_sweep_follows_the_protocol():
+    """Every number of the sweep against runs made here by hand: the learning rate chosen on
+    the validation split, then one member retrained alone at the linearly scaled rate."""
+    X, y = toy_images(60)
+    Xt, yt = toy_images(24, seed=5)
+    grid = (0.01, 0.1)
+    res = A.batch_size_sweep((X, y, Xt, yt), kinds=("none", "bn", "gn"), batch_sizes=(2, 4),
+                             seeds=(0, 1), epochs=1, base_lrs=grid, lr_seeds=(0,),
+                             ref_batch=4, n_val=20)
+    assert (res.n_fit, res.n_val, res.n_test) == (40, 20, 24)
+    assert res.steps == {2: 20, 4: 10}
+    fit, val = A.validation_split(60, 20)
+    for kind in res.kinds:
         assert res.eval_acc[kind].shape == (2, 2)
-    assert np.all(np.isnan(res.eval_acc["bn"][1])) and not np.any(np.isnan(res.eval_acc["bn"][0]))
-    assert np.all((res.eval_acc["ln"] >= 0) & (res.eval_acc["ln"] <= 1))
-    np.testing.assert_array_equal(res.eval_acc["ln"], res.train_mode_acc["ln"])
+        # the learning-rate choice, redone alone for each grid point
+        for i, lr in enumerate(grid):
+            net = reference_train(A.tiny_cnn(kind, seed=0), X[fit], y[fit], 0, 4, 10, lr,
+                                  renorm=A.short_renorm_schedule(10), optimizer="sgd")
+            with torch.no_grad():
+                acc = (net.eval()(X[val]).argmax(1) == y[val]).double().mean().item()
+            assert abs(acc - res.val_acc_grid[kind][i, 0]) <= 1 / 20 + 1e-12
+        assert res.chosen_lr[kind] == grid[int(np.argmax(res.val_acc_grid[kind].mean(1)))]
+        assert res.lr_at(kind, 2) == pytest.approx(res.chosen_lr[kind] / 2)
+        # batch 2, seed 1, retrained alone at the scaled rate for the same number of epochs
+        net = reference_train(A.tiny_cnn(kind, seed=1), X[fit], y[fit], 1, 2, 20,
+                              res.chosen_lr[kind] / 2, renorm=A.short_renorm_schedule(20),
+                              optimizer="sgd")
+        with torch.no_grad():
+            acc = (net.eval()(Xt).argmax(1) == yt).double().mean().item()
+        assert abs(acc - res.eval_acc[kind][0, 1]) <= 1 / 24 + 1e-12
+    for kind in ("none", "gn"):  # no batch statistics: both modes are one computation
+        np.testing.assert_array_equal(res.eval_acc[kind], res.train_mode_acc[kind])
 
 
 def test_per_step_renorm_factors_truth_at_step_zero():

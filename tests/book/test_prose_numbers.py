@@ -56,10 +56,6 @@ ALLOWED_PHRASES: dict[str, list[str]] = {
 # Bare numbers of chapters being rewritten by other helpers, number -> how many may remain.
 # These only shrink: glue the number (or add a phrase above, with a reason) and lower the count.
 LEGACY_COUNTS: dict[str, dict[str, int]] = {
-    "06_alternatives": {
-        "2": 9, "3": 3, "4": 3, "5": 1, "8": 7, "9": 1, "16": 3, "20": 1, "30": 1, "32": 5,
-        "0.1": 1, "0.3": 1, "100": 2, "150": 1, "160": 2, "448": 2, "500": 1, "3000": 1,
-    },
 }
 
 NUMBER_WORDS = (r"ten|tens|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|hundreds|"
