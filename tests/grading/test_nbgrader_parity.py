@@ -307,3 +307,33 @@ def test_command_line_options_build_the_gradebook(tmp_path):
     ensure_gradebook(Course(course, nbgrader_options(["--ClearSolutions.code_stub=python=# TODO"])),
                      "ps1", db)
     assert "# TODO" in stub() and "NotImplementedError" not in stub()
+
+
+# ----------------------------------------------------------------------------- shutdown
+def test_heartbeat_failure_is_quiet_only_while_the_worker_closes(caplog):
+    """A heartbeat on its way when the scheduler closes logs a traceback in the worker: it
+    is dropped while the worker is closing, never during the run."""
+    import logging
+    from types import SimpleNamespace
+
+    from distributed.core import Status
+
+    from normlab_grading.grade.cli import _quiet_shutdown_heartbeat
+
+    worker = SimpleNamespace(status=Status.running)
+    _quiet_shutdown_heartbeat(worker)
+    _quiet_shutdown_heartbeat(worker)  # once per process, however often the plugin runs
+    log = logging.getLogger("distributed.worker")
+    assert sum(type(f).__name__ == "ShutdownHeartbeat" for f in log.filters) == 1
+    try:
+        with caplog.at_level(logging.ERROR, logger="distributed.worker"):
+            log.error("Failed to communicate with scheduler during heartbeat.")
+            worker.status = Status.closing
+            log.error("Failed to communicate with scheduler during heartbeat.")
+            log.error("Unexpected exception during heartbeat. Closing worker.")
+        assert [r.getMessage() for r in caplog.records] == [
+            "Failed to communicate with scheduler during heartbeat.",
+            "Unexpected exception during heartbeat. Closing worker."]
+    finally:
+        for f in [f for f in log.filters if type(f).__name__ == "ShutdownHeartbeat"]:
+            log.removeFilter(f)

@@ -228,8 +228,36 @@ def _cwd_plugin():
 
         def setup(self, worker):
             _worker_chdir(worker)
+            _quiet_shutdown_heartbeat(worker)
 
     return StableCwd()
+
+
+_HEARTBEAT_FAILED = "Failed to communicate with scheduler during heartbeat"
+
+
+def _quiet_shutdown_heartbeat(worker) -> None:
+    """In a worker: drop the traceback of a heartbeat that was on its way while the
+    cluster shut down (the scheduler closed under it). Only while the worker is closing:
+    a heartbeat that fails during the run is still reported."""
+    import logging
+
+    class ShutdownHeartbeat(logging.Filter):
+        def filter(self, record):
+            closing = str(getattr(worker, "status", "")).split(".")[-1] in (
+                "closing", "closed", "closing_gracefully", "failed")
+            return not (closing and _HEARTBEAT_FAILED in str(record.msg))
+
+    logger = logging.getLogger("distributed.worker")
+    if not any(type(f).__name__ == "ShutdownHeartbeat" for f in logger.filters):
+        logger.addFilter(ShutdownHeartbeat())
+
+
+def _stop_heartbeat(dask_worker=None) -> None:
+    """In a worker, before the cluster closes: no new heartbeat to a scheduler about to go."""
+    pc = getattr(dask_worker, "periodic_callbacks", {}).get("heartbeat")
+    if pc is not None:
+        pc.stop()
 
 
 @contextlib.contextmanager
@@ -512,6 +540,13 @@ class _Cluster:
 
     def close(self):
         self._thread.join()
+        if self.cluster is not None and self.client is not None and self.error is None:
+            # our own workers stop their heartbeats before the scheduler goes (a remote
+            # cluster's workers are not ours to touch)
+            try:
+                self.client.run(_stop_heartbeat, wait=True)
+            except Exception:
+                pass
         for thing in (self.client, self.cluster):
             if thing is not None:
                 try:
