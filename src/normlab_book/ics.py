@@ -278,6 +278,9 @@ class EnsembleMLP(nn.Module):
             norm = None
             if self.norms and self.norm_members[r]:
                 big = self.norms[i]
+                if isinstance(big, MemberNorm):
+                    raise ValueError("member() cannot split a MemberNorm (its kinds and noise "
+                                     "indices are per ensemble); build the member's own network")
                 H = self.hidden[i]
                 norm = _member_norm(big, r, H)
             if norm is not None and not self.norm_after_activation:

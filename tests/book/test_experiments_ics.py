@@ -291,6 +291,9 @@ def test_member_norm_l1_kind_divides_by_the_mean_absolute_uncentred_input():
     assert np.all(out[:, :2].std(0) < 0.5)  # the spread is not fixed at 1: inputs centred at 2
     with pytest.raises(ValueError, match="unknown kinds"):
         ics.MemberNorm(["bn", "l3"], 2)
+    ens = ics.EnsembleMLP([0, 1], 4, (2,), norm=lambda w: ics.MemberNorm(["l1", "bn"], 2))
+    with pytest.raises(ValueError, match="cannot split a MemberNorm"):
+        ens.member(0)
 
 
 def test_member_norm_noise_and_ramp_are_injections_that_can_be_switched_off():
