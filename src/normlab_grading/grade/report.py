@@ -63,15 +63,29 @@ def for_markdown(text) -> str:
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file beside it, then rename: a reader
+    sees the old file or the new one, never half of one. The temporary name is short
+    (``.tmp-<pid>-<random>``, whatever the length of ``path``'s name: a 250-byte name must not
+    make an over-long one); if anything fails (``path`` is a folder, the disk is full) the
+    temporary file is removed and the error raised."""
+    import secrets
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".tmp-{os.getpid()}-{secrets.token_hex(6)}")
     mode = "wb" if isinstance(data, bytes) else "w"
-    with open(tmp, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8", "newline": ""})) as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8", "newline": ""})) as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def load_results(out: Path, assignments=None) -> list[dict]:
