@@ -156,3 +156,18 @@ def test_failure_messages_match_the_in_kernel_checker(graded):
         failing = [c for nb in ours[name]["notebooks"].values() for c in nb["cells"]
                    if not c["passed"]]
         assert failing and all(c["message"].startswith("zscore: ") for c in failing), failing
+
+
+def test_autograded_folders_hold_the_same_files(graded):
+    """The notebook's folder after grading (the assignment's files, anything written) is
+    kept in autograded/ as nbgrader keeps it (Python caches aside)."""
+    course = graded["out"].parent / "course"
+
+    def files(folder):
+        return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+                if p.is_file() and p.suffix != ".ipynb" and "__pycache__" not in p.parts}
+
+    for a, students in graded["names"].items():
+        for s in students:
+            theirs = files(course / "autograded" / s / a)
+            assert files(graded["out"] / "autograded" / s / a) == theirs, (a, s)

@@ -267,6 +267,17 @@ def shadow_module(folder: Path):
     (folder / "numpy.py").write_text("raise SystemExit('shadowed')\n")
 
 
+def leaves_files():
+    """An honest notebook that leaves files behind: kept in autograded/ (as nbgrader keeps
+    them), but never a link, a FIFO, or more than MAX_KEPT_FILES files."""
+    return _insert_before(_sol(), "test_zscore_basic",
+                          "import os\nos.makedirs('early/deep', exist_ok=True)\n"
+                          "open('early/deep/result.txt', 'w').write('42')\n"
+                          "os.symlink('/etc/passwd', 'passwd-link')\nos.symlink('/', 'root-link')\n"
+                          "os.mkfifo('pipe')\nos.makedirs('many', exist_ok=True)\n"
+                          "for i in range(1100):\n    open(f'many/{i:04d}.txt', 'w').write('x')")
+
+
 # name -> (how to write it, status, score, reason fragment (submission), cell message fragment)
 ATTACKS = {
     "honest": (honest, "graded", 20, None, None),
@@ -292,7 +303,8 @@ ATTACKS = {
     "torch_library": (torch_library, "graded", 0, None, "not available while grading"),
     "snoop": ("snoop", "graded", 20, None, None),
     "html_injection": (html_injection, "graded", 20, None, None),
-    "shadow_module": (shadow_module, "graded", 0, None, "NotImplementedError"),
+    "shadow_module": (shadow_module, "graded", 0, None, None),
+    "leaves_files": (leaves_files, "graded", 20, None, None),
     "missing_notebook": ("missing", "rejected", 0, "was not submitted", None),
     "malformed_json": ("malformed", "rejected", 0, "not valid JSON", None),
 }
@@ -386,7 +398,32 @@ def test_notes_say_what_was_repaired(run):
     assert "upgraded from nbformat 3" in notes["old_nbformat"]
     assert "new id" in notes["missing_cell_ids"]
     assert "renamed notebook" in notes["renamed_notebook"]
-    assert "ignored files" in notes["shadow_module"] and "numpy.py" in notes["shadow_module"]
+    assert "3 file(s) shipped" in notes["shadow_module"] and "numpy.py" in notes["shadow_module"]
+
+
+def test_shadow_modules_are_in_the_jail_and_gain_nothing(run):
+    """Shipped files are beside the notebook, as under nbgrader: the shadowing numpy stops
+    the student's own kernel, the fake checker prints lines that score nothing."""
+    rec = run["results"]["shadow_module"]
+    assert rec["score"] == 0
+    assert "shadowed" in H.autograded_text(run["out"], rec)
+    kept = run["out"] / "autograded" / "shadow_module" / A
+    assert (kept / "numpy.py").read_text() == "raise SystemExit('shadowed')\n"
+
+
+def test_files_left_behind_are_kept_without_links(run):
+    kept = run["out"] / "autograded" / "leaves_files" / A
+    assert (kept / "early" / "deep" / "result.txt").read_text() == "42"
+    for name in ("passwd-link", "root-link", "pipe"):
+        assert not (kept / name).exists() and not (kept / name).is_symlink(), name
+    assert not [p for p in kept.rglob("*") if p.is_symlink()]
+    n_many = len(list((kept / "many").iterdir()))
+    assert 900 <= n_many < 1100  # the cap (1000 files in all) cut the rest
+    notes = " ".join(n for nb in run["results"]["leaves_files"]["notebooks"].values()
+                     for n in nb["notes"])
+    assert "not a regular file" in notes and "more than 1000 files" in notes
+    record = json.loads((run["out"] / "results" / A / "leaves_files.json").read_text())
+    assert "early/deep/result.txt" in record["files"]
 
 
 def test_feedback_never_shows_hidden_tests(run):

@@ -323,8 +323,9 @@ def _save_result(out: Path, result: dict) -> dict:
 
     a, s = result["assignment"], result["student"]
     slim = dict(result)
+    slim["notes"] = list(result.get("notes") or [])
     slim["files"] = _save_files(out / "autograded" / s / a, result.get("files"),
-                                {f"{stem}.ipynb" for stem in result["notebooks"]})
+                                {f"{stem}.ipynb" for stem in result["notebooks"]}, slim["notes"])
     slim["notebooks"] = {}
     for stem, nb in result["notebooks"].items():
         nb = dict(nb)
@@ -347,13 +348,46 @@ def _save_result(out: Path, result: dict) -> dict:
     return slim
 
 
-def _save_files(folder: Path, files: dict | None, notebooks: set) -> list:
+def _save_failure(out: Path, result: dict, exc: BaseException) -> dict:
+    """The record of a result whose files could not be saved: failed, score 0, the reason,
+    no notebook (what was written of them is removed: nothing half-saved is left)."""
+    from .report import atomic_write
+
+    a, s = result["assignment"], result["student"]
+    for stem in result.get("notebooks", {}):
+        for f in (out / "autograded" / s / a / f"{stem}.ipynb", out / "feedback" / s / a / f"{stem}.html"):
+            try:
+                if f.is_file() or f.is_symlink():
+                    f.unlink()
+            except OSError:
+                pass
+    reason = f"the grading results could not be saved ({type(exc).__name__}: {str(exc)[:300]})"
+    slim = {k: v for k, v in result.items() if k not in ("files", "notebooks")}
+    slim.update(status="failed", reason=reason, score=0.0, files=[],
+                notebooks={stem: {"status": "failed", "reason": reason, "score": 0.0,
+                                  "max_score": nb.get("max_score", 0.0),
+                                  "cells": [dict(c, score=0.0 if c.get("score") is not None else None,
+                                                 passed=False, kind="not saved", message=reason)
+                                            for c in nb.get("cells", [])],
+                                  "autograded": None, "feedback": None, "notes": []}
+                           for stem, nb in result.get("notebooks", {}).items()})
+    try:
+        atomic_write(_result_path(out, a, s), json.dumps(slim, indent=1, default=str))
+    except Exception as exc2:
+        slim.setdefault("notes", []).append(f"record not written: {type(exc2).__name__}: {exc2}")
+    return slim
+
+
+def _save_files(folder: Path, files: dict | None, notebooks: set, notes: list) -> list:
     """Write the notebook's folder as grading left it (the student's, the assignment's and
     the written files) into ``folder``, replacing what an earlier run left there; paths are
-    checked again (no ``..``, no absolute path, no link followed: the folder is made fresh).
+    checked again (no ``..``, no absolute path, no link followed: the folder is made fresh),
+    and ``kept_files.kept_name`` leaves out or renames (with a note in ``notes``) what would
+    take the grader's outputs' place, over-long names and active content.
     Returns the relative paths written."""
     import shutil
 
+    from .kept_files import kept_name
     from .report import atomic_write
     from .sandbox import unsafe_relative_path
 
@@ -371,12 +405,17 @@ def _save_files(folder: Path, files: dict | None, notebooks: set) -> list:
     for rel in sorted(files):
         if rel in notebooks or unsafe_relative_path(rel) or not isinstance(files[rel], bytes):
             continue
-        dest = folder / rel
+        name, note = kept_name(rel, files, notebooks)
+        if note is not None:
+            notes.append(note)
+        if name is None:
+            continue
+        dest = folder / name
         if any(p.is_symlink() or (p.exists() and not p.is_dir()) for p in
-               [folder / "/".join(rel.split("/")[:i]) for i in range(1, rel.count("/") + 1)]):
+               [folder / "/".join(name.split("/")[:i]) for i in range(1, name.count("/") + 1)]):
             continue
         atomic_write(dest, files[rel])
-        written.append(rel)
+        written.append(name)
     return written
 
 
@@ -579,7 +618,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     from . import pipeline  # noqa: F401  (first: it keeps a slow import out, see there)
     from . import course as course_mod
-    from .intake import UnsafeArchive, collect
+    from .intake import MAX_SHIPPED_BYTES, UnsafeArchive, collect
     from .sandbox import Limits, bwrap_available
 
     log = lambda msg: print(f"normlab-grade: {msg}", file=sys.stderr, flush=True)  # noqa: E731
@@ -626,7 +665,7 @@ def main(argv=None) -> int:
         try:
             _phase("intake")
             intake = collect(args.submissions, specs, only,
-                             max_shipped_bytes=int(args.disk * 2**20))
+                             max_shipped_bytes=min(int(args.disk * 2**20), MAX_SHIPPED_BYTES))
         except (UnsafeArchive, FileNotFoundError) as exc:
             from .report import for_terminal
             log(for_terminal(str(exc)))
@@ -791,7 +830,10 @@ def _record(res, task, out, db, config, results) -> None:
     res["timestamp_problem"] = task.get("timestamp_problem")
     if not results:
         _phase("first result")
-    rec = _save_result(out, res)
+    try:
+        rec = _save_result(out, res)
+    except Exception as exc:  # one student's files that cannot be written stop only that student
+        rec = _save_failure(out, res, exc)
     try:
         with _kept_cwd():
             _gradebook_write(db, rec, out, config)

@@ -60,7 +60,8 @@ Files the student ships (``helper.py``, a data file; everything but notebooks, `
 notebook are kept with the submission (``Submission.files``, paths relative to that
 folder), as ``nbgrader autograde`` copies them to the student's autograded folder; the grader
 then puts the assignment's own files over them (unless ``Autograde.exclude_overwriting``
-says otherwise). At most ``max_shipped_bytes`` (default 256 MiB, ``--disk``) and
+says otherwise). At most ``max_shipped_bytes`` (default 64 MiB, less with a smaller
+``--disk``) and
 ``MAX_SHIPPED_FILES`` files per submission are kept; the rest, and files outside the
 notebook's folder, are listed in the notes.
 
@@ -107,7 +108,7 @@ __all__ = [
 IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini", "timestamp.txt"}
 NOT_SHIPPED_SUFFIXES = (".ipynb", ".pyc", ".zip")  # never handed to the jail as a student's file
 MAX_SHIPPED_FILES = 500
-MAX_SHIPPED_BYTES = 256 * 2**20
+MAX_SHIPPED_BYTES = 64 * 2**20  # held in memory until graded: per submission
 IGNORED_DIRS = {"__MACOSX", ".ipynb_checkpoints", ".git", "__pycache__"}
 MAX_NOTEBOOK_BYTES = 50 * 2**20
 

@@ -824,9 +824,14 @@ def _keep_home_files(home_fd: int, dest: Path, cap_bytes: int, notes: list) -> d
 
     walk(home_fd, "", 0)
     if skipped:
-        shown = "; ".join(f"{_show_name(p)} ({why})" for p, why in skipped[:10])
-        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
-        notes.append(f"files the notebook left in its folder not kept: {shown}{more}")
+        by_reason: dict = {}
+        for path, why in skipped:
+            by_reason.setdefault(why, []).append(path)
+        parts = []
+        for why, paths in by_reason.items():
+            more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""
+            parts.append(f"{why}: " + ", ".join(_show_name(x) for x in paths[:5]) + more)
+        notes.append("files the notebook left in its folder not kept (" + "; ".join(parts) + ")")
     return kept
 
 
@@ -1456,7 +1461,9 @@ def execute_notebook(nb, sb: SandboxFiles, limits: Limits, config=None,
             state.update(kind="memory", reason=memory_text(ex.current_cell), cell=ex.current_cell)
             kill_reason = state["reason"]
         kept = {}
-        if jail.home_fd is not None:  # the jail is dead; its file system is still open
+        if state["kind"] == "disk":  # a notebook that filled its disk: nothing worth shipping
+            notes.append("files the notebook left in its folder not kept: it hit the disk limit")
+        elif jail.home_fd is not None:  # the jail is dead; its file system is still open
             try:
                 kept = _keep_home_files(jail.home_fd, scratch / "home", int(limits.disk_mb * 2**20),
                                         notes)
