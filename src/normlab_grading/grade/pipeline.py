@@ -448,6 +448,80 @@ def sanitize_markdown_cells(nb) -> None:
         cell.pop("execution_count", None)
 
 
+_SAFE_SCHEMES = ("http", "https", "mailto", "attachment")
+_TABLE_ALIGN = re.compile(r"^\s*text-align\s*:\s*(left|right|center)\s*;?\s*$", re.I)
+
+
+def _active_html(html: str) -> bool:
+    """Whether ``html``, parsed as a browser does (html5lib, as vendored by bleach), has
+    anything outside the sanitizer's allowlist: a tag or attribute it does not allow (a
+    script, an event handler, SVG or MathML), or a link or image to a scheme other than
+    http(s), mailto or a cell attachment."""
+    from bleach._vendor import html5lib
+
+    root = html5lib.parseFragment(html, treebuilder="etree", namespaceHTMLElements=False)
+    for el in root.iter():
+        if el is root or not isinstance(el.tag, str):  # comments are inert
+            continue
+        if el.tag not in _MARKDOWN_TAGS:
+            return True
+        allowed = set(_MARKDOWN_ATTRS.get(el.tag, [])) | set(_MARKDOWN_ATTRS["*"])
+        for name, value in el.attrib.items():
+            if name == "style" and el.tag in ("td", "th") and _TABLE_ALIGN.match(value):
+                continue  # markdown tables' column alignment
+            if name not in allowed:
+                return True
+            if name in ("href", "src"):
+                scheme = re.match(r"^\s*([a-z][a-z0-9+.-]*)\s*:", re.sub(r"[\x00-\x20]", "", value), re.I)
+                if scheme and scheme.group(1).lower() not in _SAFE_SCHEMES and not (
+                        el.tag == "img" and scheme.group(1).lower() == "data"):  # an attachment
+                    return True
+    return False
+
+
+def make_student_markdown_inert(nb, given_ids: set, notes: list) -> None:
+    """The autograded notebook's markdown and raw cells as formgrader may render them in the
+    instructor's Jupyter origin (it renders markdown with its raw HTML, unsanitized): every
+    such cell that is not the instructor's (a locked cell of the source, put back by
+    nbgrader's OverwriteCells) and whose rendering holds active HTML (``_active_html``) is
+    replaced by its sanitized rendering, as on the feedback page (``sanitize_markdown_cells``);
+    other cells are left exactly as they are."""
+    import html
+
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+    from nbformat import NotebookNode
+
+    changed = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type not in ("markdown", "raw"):
+            continue
+        meta = cell.metadata.get("nbgrader")
+        if isinstance(meta, dict) and meta.get("locked") and not meta.get("solution") \
+                and meta.get("grade_id") in given_ids:
+            continue
+        source = cell.source if isinstance(cell.source, str) else "".join(cell.source)
+        try:  # rendered as formgrader renders it (nbconvert's mistune, attachments inlined)
+            rendered = source if cell.cell_type == "raw" else MarkdownWithMath(renderer=IPythonRenderer(
+                escape=False, attachments=dict(cell.get("attachments") or {}))).render(source)
+            active = _active_html(str(rendered))
+        except Exception:  # what cannot be rendered here is not rendered as the student wants
+            active = True
+        if active:
+            page = NotebookNode(cells=[cell])
+            try:
+                sanitize_markdown_cells(page)
+                nb.cells[index] = page.cells[0]
+            except Exception:
+                cell.cell_type = "markdown"
+                cell.source = "<pre>" + html.escape(source) + "</pre>"
+                for key in ("attachments", "outputs", "execution_count"):
+                    cell.pop(key, None)
+            changed.append(str(index + 1))
+    if changed:
+        notes.append("active HTML (scripts, event handlers...) removed from the student's markdown "
+                     "in the autograded notebook: cell(s) " + ", ".join(changed[:20]))
+
+
 # possessive quantifiers: linear time on any input (a run of spaces after "href=" made the
 # backtracking version quadratic: minutes for one feedback page)
 _ACTIVE_ATTR = re.compile(r"""\son[a-z]++\s*+=\s*+("[^"]*+"|'[^']*+'|[^\s>]++)""", re.I)
@@ -886,6 +960,7 @@ def _grade_notebook(stem, text, task, bundle: Bundle, env: dict, limits) -> dict
             return res
     # nbgrader writes the sanitized notebook and reads it back before executing it
     nb = nbformat.reads(nbformat.writes(nb), as_version=4)
+    _unskip_grade_cells(nb, config, notes)
     t_sanitize = time.monotonic() - t0
     sb = _sandbox.SandboxFiles(student_lib=Path(env["lib"]), cases=Path(env["cases"]),
                                files={}, mask=tuple(bundle.mask),
@@ -908,6 +983,42 @@ def _grade_notebook(stem, text, task, bundle: Bundle, env: dict, limits) -> dict
             ex.cleanup()
     finally:
         shutil.rmtree(run_files, ignore_errors=True)
+
+
+def _skip_tags(config) -> set:
+    """The cell tags the execute preprocessor skips cells for (``skip_cells_with_tag`` of
+    nbclient, set under any of the classes it inherits)."""
+    from nbclient import NotebookClient
+
+    tags = {NotebookClient.class_traits()["skip_cells_with_tag"].default()}
+    for section in ("NotebookClient", "ExecutePreprocessor", "Execute"):
+        sub = config.get(section) if hasattr(config, "get") else None
+        if isinstance(sub, dict) and "skip_cells_with_tag" in sub:
+            value = dict.__getitem__(sub, "skip_cells_with_tag")
+            if isinstance(value, str):
+                tags.add(value)
+    return tags
+
+
+def _unskip_grade_cells(nb, config, notes: list) -> None:
+    """Remove from the graded cells the tags that make the execute preprocessor skip a cell
+    (``skip-execution``): a skipped test cell has no output, no error, and nbgrader would
+    count its points as earned (``nbgrader autograde`` gives a blank notebook full marks
+    that way; normlab-grade runs those cells, a deliberate difference)."""
+    from nbgrader import utils
+
+    skip = _skip_tags(config)
+    removed = []
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags")
+        if not utils.is_grade(cell) or not isinstance(tags, list) or not skip & set(map(str, tags)):
+            continue
+        cell.metadata["tags"] = [t for t in tags if str(t) not in skip]
+        removed.append(str(cell.metadata.nbgrader.get("grade_id")))
+    if removed:
+        notes.append("a tag that skips execution (" + ", ".join(sorted(skip)) + ") was removed "
+                     "from the graded cells " + ", ".join(_clip(r, 80) for r in removed[:20])
+                     + ": they were run")
 
 
 def home_files(shipped: dict, bundle: Bundle, limits, notes: list) -> dict:
@@ -1034,6 +1145,7 @@ def _finish(stem, nb, resources, ex, bundle: Bundle, env, config, notes, timings
     max_total = float(sum(c["points"] for c in cells))
     timings["judge"] = time.monotonic() - t2
     t3 = time.monotonic()
+    make_student_markdown_inert(nb, _source_ids(env, stem, bundle.assignment), notes)
     autograded = nbformat.writes(nb)
     try:
         feedback, fb_notes = _feedback_html(nb, resources, config, env["config_key"], scores,
