@@ -998,6 +998,30 @@ def _kernel_classes():
 
     from jupyter_client.channels import HBChannel
 
+    def _connect_once(sock, url: str) -> None:
+        """Connect ``sock`` to the kernel's unix socket ``url`` (``ipc://`` + its path through
+        the jail's root) only if that path is a socket, not a link (the kernel makes its
+        sockets before it runs any cell: waited for up to 10 s), and never reconnect: the
+        student's code may close a kernel socket and put a link to a host socket in its
+        place, which zmq's reconnection would follow."""
+        if url.startswith("ipc://"):
+            path = url[len("ipc://"):]
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    mode = os.lstat(path).st_mode
+                except OSError:
+                    mode = None
+                if mode is not None or time.monotonic() > deadline or \
+                        not os.path.isdir(os.path.dirname(path)):
+                    break
+                time.sleep(0.02)
+            if mode is not None and not stat.S_ISSOCK(mode):
+                raise ConnectionError(f"the kernel's socket {os.path.basename(path)} is not a "
+                                      "socket (replaced by the notebook?): not connected")
+            sock.setsockopt(zmq.RECONNECT_IVL, -1)
+        sock.connect(url)
+
     class LimitedHBChannel(HBChannel):
         """jupyter_client's heartbeat channel, whose socket refuses any message longer than a
         heartbeat echo: it is outside the counting channels, and a kernel could otherwise
@@ -1012,7 +1036,7 @@ def _kernel_classes():
             self.socket = self.context.socket(zmq.REQ)
             self.socket.linger = 1000
             self.socket.setsockopt(zmq.MAXMSGSIZE, self.max_bytes)
-            self.socket.connect(self.address)
+            _connect_once(self.socket, self.address)
             self.poller.register(self.socket, zmq.POLLIN)
 
     class SandboxKernelClient(AsyncKernelClient):
@@ -1049,7 +1073,7 @@ def _kernel_classes():
                 mon = zmq.Context.shadow(self.context.underlying).socket(zmq.PAIR)
                 mon.connect(addr)
                 self.iopub_monitor = mon
-            sock.connect(url)
+            _connect_once(sock, url)
             return sock
 
         def stop_channels(self):
@@ -1159,7 +1183,9 @@ def _execute_class():
                 self.executing = False
                 self._harvest(index)
                 self._check_disk(index)
-            if cell.cell_type == "code" and cell.source.strip():
+            # run by the kernel: nbclient returns a cell tagged skip_cells_with_tag untouched
+            if cell.cell_type == "code" and cell.source.strip() and \
+                    self.skip_cells_with_tag not in cell.metadata.get("tags", []):
                 self.executed.add(index)
                 for out in cell.get("outputs", []):
                     if out.get("output_type") == "error" and out.get("ename") == "CellTimeoutError":
