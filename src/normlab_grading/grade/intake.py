@@ -1046,6 +1046,7 @@ def _shipped_files(sub: Submission, chosen: list, others: list, max_bytes: int) 
     """Put the student's other files below the submitted notebooks' folder into
     ``sub.files`` (paths relative to that folder, as nbgrader's autograded folder holds
     them); return the relative paths of the files not taken."""
+    from .kept_files import MAX_KEPT_NAME_BYTES
     from .sandbox import unsafe_relative_path
 
     dirs = {str(PurePosixPath(f.filename).parent) for f in chosen}
@@ -1064,6 +1065,8 @@ def _shipped_files(sub: Submission, chosen: list, others: list, max_bytes: int) 
             why = "outside the notebook's folder"
         elif unsafe_relative_path(rel):
             why = unsafe_relative_path(rel)
+        elif any(len(p.encode("utf-8", "surrogateescape")) > MAX_KEPT_NAME_BYTES for p in rel.split("/")):
+            why = f"a name longer than {MAX_KEPT_NAME_BYTES} bytes"  # could not be kept after grading
         elif rel in sub.files:
             why = "another copy was taken"
         elif len(sub.files) >= MAX_SHIPPED_FILES:
