@@ -53,24 +53,17 @@ def graded(tasks: Iterable[dict], bundles: dict, limits, workers: int,
     """Grade ``tasks`` (in this order) in forked processes, at most ``workers`` at once;
     yield ``(task, result, None)`` as each finishes, or ``(task, None, reason)`` when its
     process died without a result. ``while_waiting`` runs once, in this process, after the
-    first children started (work the coordinator needs later, overlapped with grading); so
-    does rendering a first feedback page for each bundle when more submissions wait (the
-    children forked after it do not build the exporter again).
+    first children started (work the coordinator needs later, overlapped with grading).
     Leaving the loop early (an exception, Ctrl-C) kills the children still running."""
     from . import pipeline
 
+    pending = deque(tasks)
     pipeline.warm_up(render=False)
     for bundle in bundles.values():
-        pipeline.prepare(bundle)
-
-    def meanwhile():  # the first children are running: make the later ones start warmer
-        for bundle in bundles.values():
-            pipeline.prepare(bundle, render=True)
-        if while_waiting is not None:
-            while_waiting()
-
+        # with more than one submission, build the feedback exporter once, here, rather
+        # than in each child; for one, the child builds it (the same work, no earlier)
+        pipeline.prepare(bundle, render=len(pending) > 1)
     ctx = multiprocessing.get_context("fork")
-    pending = deque(tasks)
     running: dict = {}  # connection -> (process, task)
     parent = os.getpid()
     try:
@@ -83,11 +76,9 @@ def graded(tasks: Iterable[dict], bundles: dict, limits, workers: int,
                 proc.start()
                 send.close()  # the child holds the only writing end: EOF when it dies
                 running[receive] = (proc, task)
-            if meanwhile is not None and pending:
-                meanwhile()
-            elif while_waiting is not None:
-                while_waiting()
-            meanwhile = while_waiting = None
+            if while_waiting is not None:
+                work, while_waiting = while_waiting, None
+                work()
             for receive in multiprocessing.connection.wait(list(running)):
                 proc, task = running.pop(receive)
                 try:
