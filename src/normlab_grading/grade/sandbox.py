@@ -998,12 +998,14 @@ def _kernel_classes():
 
     from jupyter_client.channels import HBChannel
 
-    def _connect_once(sock, url: str) -> None:
+    def _connect_once(sock, url: str, reconnect: bool = False) -> None:
         """Connect ``sock`` to the kernel's unix socket ``url`` (``ipc://`` + its path through
         the jail's root) only if that path is a socket, not a link (the kernel makes its
-        sockets before it runs any cell: waited for up to 10 s), and never reconnect: the
-        student's code may close a kernel socket and put a link to a host socket in its
-        place, which zmq's reconnection would follow."""
+        sockets before it runs any cell: waited for up to 10 s), and, unless ``reconnect``,
+        never reconnect: the student's code may close a kernel socket and put a link to a
+        host socket in its place, which zmq's reconnection would follow. The shell and
+        control channels keep reconnecting: without a connection, a request sent on them
+        (the next cell, the shutdown) would wait forever once the kernel is dead."""
         if url.startswith("ipc://"):
             path = url[len("ipc://"):]
             deadline = time.monotonic() + 10
@@ -1019,7 +1021,8 @@ def _kernel_classes():
             if mode is not None and not stat.S_ISSOCK(mode):
                 raise ConnectionError(f"the kernel's socket {os.path.basename(path)} is not a "
                                       "socket (replaced by the notebook?): not connected")
-            sock.setsockopt(zmq.RECONNECT_IVL, -1)
+            if not reconnect:
+                sock.setsockopt(zmq.RECONNECT_IVL, -1)
         sock.connect(url)
 
     class LimitedHBChannel(HBChannel):
@@ -1073,7 +1076,7 @@ def _kernel_classes():
                 mon = zmq.Context.shadow(self.context.underlying).socket(zmq.PAIR)
                 mon.connect(addr)
                 self.iopub_monitor = mon
-            _connect_once(sock, url)
+            _connect_once(sock, url, reconnect=channel in ("shell", "control"))
             return sock
 
         def stop_channels(self):
