@@ -55,12 +55,14 @@ def rmsnorm_forward(x, gamma, eps: float | None = None):
     """RMS normalization over the trailing axes of shape ``gamma.shape``.
 
     Inputs:
+
     - x: float array of shape ``(*, *normalized_shape)``, any number of leading axes.
     - gamma: scale of shape ``normalized_shape`` (at least one axis), e.g. ``(D,)`` to
       normalize each row of an (N, D) input, ``(H, W)`` for the last two axes.
     - eps: added to the mean square; None for torch's default ``np.finfo(x.dtype).eps``.
 
     Returns a tuple of:
+
     - out: ``gamma * x / sqrt(mean(x**2) + eps)``, shape and dtype of x.
     - cache: an ``RMSNormCache`` for ``rmsnorm_backward``.
 
@@ -87,10 +89,12 @@ def rmsnorm_backward(dout, cache: RMSNormCache):
     """Backward pass of ``rmsnorm_forward``.
 
     Inputs:
+
     - dout: upstream gradient, shape of x.
     - cache: the ``RMSNormCache`` from ``rmsnorm_forward``.
 
     Returns a tuple of:
+
     - dx: gradient with respect to x, shape of x.
     - dgamma: gradient with respect to gamma, shape ``normalized_shape`` (sums over the
       leading axes).
