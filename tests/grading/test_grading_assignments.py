@@ -348,3 +348,42 @@ def test_grade_cache_key_covers_the_grader_and_this_assignment_only(tmp_path):
         after = digests()
         assert all(after[n] != before[n] for n in ids), rel
         before = after
+
+
+@pytest.mark.parametrize("line", ['NAME = "03-batchnorm-math"  # the course name',
+                                  'NAME="03-batchnorm-math"',
+                                  'NAME: str = "03-batchnorm-math"',
+                                  "NAME = '03-batchnorm-math'\r"])
+def test_grade_cache_key_finds_the_folder_whatever_the_form_of_name(tmp_path, line):
+    """The cache key covers the assignment's own folder for any way of writing its NAME
+    literal (a comment, no spaces, an annotation, CRLF): a points change in its checks.py
+    changes the key."""
+    import shutil
+
+    import normlab_grading
+    from normlab_grading.grade.course import _code_digest
+
+    root = tmp_path / "normlab_grading"
+    shutil.copytree(Path(normlab_grading.__file__).resolve().parent, root,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    init = root / "grade" / "assignments" / "ch03_batchnorm_math" / "__init__.py"
+    text = init.read_text()
+    assert 'NAME = "03-batchnorm-math"\n' in text
+    init.write_bytes(text.replace('NAME = "03-batchnorm-math"\n', line + "\n").encode())
+    ids = {c for cell in get_assignment("03-batchnorm-math").cells for c in cell.checks}
+    before = _code_digest("03-batchnorm-math", ids, grading_root=root)
+    checks = root / "grade" / "assignments" / "ch03_batchnorm_math" / "checks.py"
+    checks.write_text(checks.read_text() + "\n# points changed\n")
+    assert _code_digest("03-batchnorm-math", ids, grading_root=root) != before
+
+
+def test_declared_name_reads_only_a_top_level_string_literal(tmp_path):
+    from normlab_grading.grade.assignments import declared_name
+
+    cases = {'NAME = "a-b"\n': "a-b", 'NAME: str = "a-b"  # x\n': "a-b",
+             'NAME = "a" + "b"\n': None, 'def f():\n    NAME = "a-b"\n': None,
+             'OTHER = "a-b"\n': None, "NAME = (\n": None}
+    for i, (text, want) in enumerate(cases.items()):
+        path = tmp_path / f"init{i}.py"
+        path.write_text(text)
+        assert declared_name(path) == want, text

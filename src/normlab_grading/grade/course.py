@@ -305,8 +305,9 @@ def _code_digest(assignment: str, check_ids, grading_root: Path | None = None,
     grading_root = Path(grading_root or Path(normlab_grading.__file__).resolve().parent)
     check_ids = set(check_ids)
     folders = grading_root / "grade" / "assignments"
-    own = {p.parent.name for p in folders.glob("*/__init__.py")
-           if re.search(rf"^NAME = [\"']{re.escape(assignment)}[\"']$", p.read_text(), re.M)}
+    from .assignments import declared_name
+
+    own = {p.parent.name for p in folders.glob("*/__init__.py") if declared_name(p) == assignment}
     spec_file = grading_root / "check" / "data" / "checks.json"
     specs = [c for c in json.loads(spec_file.read_text())["checks"] if c["id"] in check_ids] \
         if spec_file.exists() else []

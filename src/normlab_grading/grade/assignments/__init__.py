@@ -27,7 +27,27 @@ from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["packages", "load", "folder", "submissions"]
+__all__ = ["packages", "load", "folder", "submissions", "declared_name"]
+
+
+def declared_name(init_file: Path) -> str | None:
+    """The ``NAME`` an assignment package's ``__init__.py`` assigns as a string literal at
+    its top level (``NAME = "02-zscore"``, with or without a type annotation or comment),
+    read from the source without importing it; None if there is no such assignment. The
+    grade cache key finds an assignment's folder through it."""
+    import ast
+
+    try:
+        tree = ast.parse(Path(init_file).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 \
+            else node.target if isinstance(node, ast.AnnAssign) else None
+        if (isinstance(target, ast.Name) and target.id == "NAME"
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+            return node.value.value
+    return None
 
 
 @lru_cache(maxsize=1)
@@ -38,9 +58,12 @@ def packages() -> dict[str, str]:
         if not info.ispkg or info.name.startswith("_"):
             continue
         dotted = f"{__name__}.{info.name}"
-        name = getattr(importlib.import_module(dotted), "NAME", None)
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"assignment package {dotted} declares no NAME (a non-empty str)")
+        module = importlib.import_module(dotted)
+        name = getattr(module, "NAME", None)
+        if not isinstance(name, str) or not name or declared_name(module.__file__) != name:
+            raise ValueError(f"assignment package {dotted} declares no NAME: expected a line "
+                             f"NAME = \"<assignment name>\" (a non-empty string literal) at the "
+                             f"top level of its __init__.py")
         if name in found:
             raise ValueError(f"assignment {name!r} is declared by {found[name]} and {dotted}")
         found[name] = dotted
