@@ -62,6 +62,9 @@ exercises: $(STAMP)
 # The zip to hand out: exercises/, a wheel with normlab and the student side of the grader,
 # pinned requirements and a README; no solutions, no hidden cases, no grader (offline).
 student-release: $(STAMP)
+	$(PY) tools/authoring.py --check
+	$(PY) tools/student_data.py --check
+	$(PY) tools/release.py --check
 	$(PY) tools/student_release.py --out dist
 
 bench: $(STAMP)

@@ -168,7 +168,9 @@ def build_wheel(root: Path, workdir: Path) -> Path:
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
          "--quiet", "--wheel-dir", str(out), str(stage)],
-        capture_output=True, text=True, env={**os.environ, "PIP_NO_INPUT": "1"},
+        capture_output=True, text=True,
+        # SOURCE_DATE_EPOCH: the wheel's members get the zip's fixed time, not the build time
+        env={**os.environ, "PIP_NO_INPUT": "1", "SOURCE_DATE_EPOCH": "315532800"},
     )
     wheels = sorted(out.glob("*.whl"))
     if proc.returncode != 0 or len(wheels) != 1:

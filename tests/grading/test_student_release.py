@@ -291,3 +291,14 @@ def test_nbgrader_validate_in_release(venv, unpacked, tmp_path):
     assert "Success! Your notebook passes all the tests." in ok.stdout, ok.stdout + ok.stderr
     bad = _run(venv, ["-m", "nbgrader", "validate", str(blank)], cwd=tmp_path)
     assert "NotImplementedError" in bad.stdout and "Success!" not in bad.stdout, bad.stdout + bad.stderr
+
+
+def test_release_is_reproducible(release, tmp_path):
+    """The same tree gives a byte-identical zip (fixed member times, the wheel built with
+    SOURCE_DATE_EPOCH), so an instructor can tell whether two releases differ."""
+    out = tmp_path / "again"
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "student_release.py"), "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    (again,) = out.glob("*.zip")
+    assert again.read_bytes() == release.read_bytes()
