@@ -5,7 +5,8 @@ release in exercises/ (regenerate it with `make exercises`), and nbgrader's work
 gradebook.db, submitted/, autograded/ and feedback/ (all gitignored) at the top level.
 How grading works and how to add an assignment: docs/grading.md.
 
-Environment variables read by the checks in the notebooks (normlab_grading.grade):
+Environment variables read by the checks in the notebooks (normlab_grading.check; the
+seed by the trusted side, normlab_grading.grade, where it computes the hidden cases):
 - NORMLAB_GRADING_SEED: the seed of the hidden tests' inputs; set it (any integer but 0)
   when autograding, and change it each term. Default: a fixed seed.
 - NORMLAB_GRADING_RECORD: a directory; if set, checks save the student's outputs there

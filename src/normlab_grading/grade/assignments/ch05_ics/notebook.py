@@ -16,7 +16,7 @@
 #
 # Parts 2 and 3 use torch's autograd on a small network given as a function
 # `loss_fn(params)` of a dict `params` (name -> float64 tensor); part 4 trains with torch.
-# Calling `normlab` (its `experiments.ics` and `training` modules included) inside a graded
+# Calling `normlab` (its `ics` and `training` modules included) inside a graded
 # function scores 0 for that test, with a message saying why; `normlab.data` is allowed.
 #
 # ## How you are graded
