@@ -205,7 +205,19 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="do not write; exit 1 if a notebook differs from its source")
     args = parser.parse_args(argv)
-    names = args.names or list(all_assignments())
+    known = list(all_assignments())
+    unknown = [n for n in args.names if n not in known]
+    if unknown:
+        parser.error(f"unknown assignment {', '.join(unknown)}; known: {', '.join(known)}")
+    names = args.names or known
+    # a folder of solutions/ whose assignment folder was renamed or removed would still be
+    # released and graded: say so (never delete an instructor's notebook silently)
+    orphans = [] if args.names else sorted(
+        str(d.relative_to(ROOT)) for d in SOLUTIONS.iterdir() if d.is_dir() and d.name not in known)
+    if orphans:
+        print("no assignment folder declares these (remove them, e.g. `git rm -r`, or restore "
+              "the assignment's NAME):\n  " + "\n  ".join(orphans))
+        return 1
     stale = []
     for name in names:
         text = notebook_text(build_notebook(name))
@@ -221,6 +233,8 @@ def main(argv=None) -> int:
     if stale:
         print("out of date (run `make exercises`):\n  " + "\n  ".join(stale))
         return 1
+    if args.check:
+        print("solutions/ is up to date")
     return 0
 
 

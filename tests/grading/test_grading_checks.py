@@ -458,3 +458,26 @@ def test_feedback_preprocessor_scrubs_hidden_tests():
     text = cell.source + "".join(cell.outputs[0].traceback)
     assert "hidden=True" not in text and "HIDDEN" not in text
     assert "batchnorm_forward: wrong" in text
+
+
+def test_authoring_refuses_a_solutions_folder_without_assignment(tmp_path, monkeypatch, capsys):
+    """A folder of solutions/ that no assignment declares (renamed or removed) would still be
+    released and graded: `make exercises` and `--check` stop and name it; nothing is deleted."""
+    import shutil
+
+    import authoring
+
+    solutions = tmp_path / "solutions"
+    shutil.copytree(authoring.SOLUTIONS, solutions)
+    (solutions / "99-ghost").mkdir()
+    (solutions / "99-ghost" / "99-ghost.ipynb").write_text("{}")
+    monkeypatch.setattr(authoring, "ROOT", tmp_path)
+    monkeypatch.setattr(authoring, "SOLUTIONS", solutions)
+    for argv in (["--check"], []):
+        assert authoring.main(argv) == 1
+        assert "solutions/99-ghost" in capsys.readouterr().out
+    assert (solutions / "99-ghost" / "99-ghost.ipynb").exists()
+    shutil.rmtree(solutions / "99-ghost")
+    assert authoring.main(["--check"]) == 0
+    with pytest.raises(SystemExit):
+        authoring.main(["99-nope"])
