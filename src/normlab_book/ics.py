@@ -15,23 +15,11 @@ batch only) by laying the ``R`` members side by side as ``R * H`` channels of on
 :func:`normlab.training.train` for every member (same batch order for the same seed, same
 SGD/Adam update); the tests check it against ``training.train`` step by step.
 
-**Measurements of Santurkar et al. (2018)**, defined in :mod:`normlab.ics` (the graded
-exercise's references) and re-exported here. All of them work on a *functional* loss
-``loss_fn(params) -> (R,)``, the per-member losses for a dict of parameter tensors (see
-:func:`functional_loss`), so they apply to one ordinary ``nn.Module`` (``R = 1``) and to an
-ensemble alike:
-
-- :func:`gradient_change` -- internal covariate shift as a change of gradient: the gradient
-  ``G`` of a layer's weights before and ``G'`` after the layers *before it* take one gradient
-  step, reported as ``||G - G'||`` and ``cos(G, G')``;
-- :func:`landscape_along_gradient` -- the loss and the gradient at ``theta - eta * g`` for
-  several step sizes ``eta``: the range of the loss (how Lipschitz the loss is along the way)
-  and the change of the gradient per unit distance (the "effective beta-smoothness");
-- :func:`probe_stats` -- per-unit mean and standard deviation of the input to a hidden layer's
-  activation on a fixed probe batch: the "distribution of a layer's inputs" whose drift
-  internal covariate shift is about;
-- :func:`layer_gradient_norms` -- the norm of the loss gradient with respect to every linear
-  layer's weights (vanishing and exploding gradients).
+**Measurements of Santurkar et al. (2018)** (:func:`gradient_change`,
+:func:`landscape_along_gradient`, :func:`probe_stats`, :func:`drift_summary`,
+:func:`functional_loss`, :func:`layer_gradient_norms`): defined and described in
+:mod:`normlab.ics` (the graded exercise's references) and re-exported here. They work on a
+functional loss, so they apply to one ``nn.Module`` and to an ensemble alike.
 
 **The chapter's controlled experiments.** :class:`MemberNorm` gives every member its own
 normalization (BN, Santurkar et al.'s noisy BN, a slow systematic drift, an l1 "batch norm"
