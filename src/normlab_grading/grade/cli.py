@@ -47,20 +47,30 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["main", "find_course"]
+__all__ = ["main", "find_course", "CourseNotFound"]
 
 
-def find_course(start: Path | None = None) -> Path | None:
-    """The nearest directory (``start`` or above) holding nbgrader_config.py, else the
-    repository this package comes from if it has one."""
+class CourseNotFound(LookupError):
+    """No course directory where one was looked for (the message says where and what)."""
+
+
+_COURSE_IS = ("a course directory holds nbgrader_config.py and its assignments' source "
+              "notebooks in <source>/<assignment>/*.ipynb (<source>: the config's "
+              "CourseDirectory.source_directory, default source/)")
+
+
+def find_course(start: Path | None = None) -> Path:
+    """The nearest directory holding nbgrader_config.py: ``start`` (default: the current
+    directory) or one of its parents. Raises :class:`CourseNotFound` naming the folders
+    searched, what a course is and ``--course`` when there is none (no fallback to where this
+    package is installed: that is site-packages, not a course)."""
     here = Path(start or os.getcwd()).resolve()
     for d in [here, *here.parents]:
-        if (d / "nbgrader_config.py").exists():
+        if (d / "nbgrader_config.py").is_file():
             return d
-    repo = Path(__file__).resolve().parents[3]
-    if (repo / "nbgrader_config.py").exists():
-        return repo
-    return None
+    raise CourseNotFound(
+        f"no course found: no nbgrader_config.py in {here} or any folder above it; "
+        f"{_COURSE_IS}. Run from the course directory or pass --course DIR")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -627,9 +637,13 @@ def main(argv=None) -> int:
     except ValueError as exc:
         log(str(exc))
         return 2
-    root = args.course.resolve() if args.course else find_course()
-    if root is None or not (root / "nbgrader_config.py").exists():
-        log("no course found: run from the course directory or pass --course")
+    if args.course is not None and not (args.course / "nbgrader_config.py").is_file():
+        log(f"--course {args.course.resolve()}: no nbgrader_config.py there; {_COURSE_IS}")
+        return 2
+    try:
+        root = args.course.resolve() if args.course is not None else find_course()
+    except CourseNotFound as exc:
+        log(str(exc))
         return 2
     if not args.scheduler and bwrap_available() is None:
         log("bubblewrap (bwrap) is missing or does not work here; install it "
