@@ -1,7 +1,7 @@
 """Tests of normlab.ics (Santurkar et al.'s measurements) against independent truths:
 hand-derived gradients of a linear net, closed forms on a quadratic, torch autograd, and
 hand-computed drift statistics. Their use on the book's ensembles is tested in
-tests/book/test_experiments_ics.py."""
+tests/book/test_book_ics.py."""
 
 import numpy as np
 import pytest
