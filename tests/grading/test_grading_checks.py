@@ -99,6 +99,24 @@ def test_predicate_mistakes():
     assert judge("zscore_1d", case, {"out": zeros}).mistake_id == "one_d_as_row"
 
 
+PREDICATES = [(cid, m.id) for cid in CHECKS for m in get_check(cid).mistakes if m.matches]
+
+
+@pytest.mark.parametrize("cid, mistake_id", PREDICATES)
+def test_predicates_take_what_compare_passes_and_spare_the_right_answer(cid, mistake_id):
+    """``Mistake.matches(case, key, student_value, expected)``, called as check.compare does
+    (the value at ``key`` as an array, ``expected`` every key's right output), is a bool and
+    False for the right answer itself, on the visible and hidden cases."""
+    chk = get_check(cid)
+    m = chk.mistake(mistake_id)
+    assert m.keys
+    for _hidden, case in _cases(cid):
+        expected = {k: np.asarray(v) for k, v in chk.reference(case).items()}
+        for key in m.keys:
+            hit = m.matches(case, key, expected[key].copy(), expected)
+            assert hit is False or hit is np.False_, (cid, mistake_id, key, hit)
+
+
 @pytest.mark.parametrize("cid", ["zscore_basic", "bn_forward", "spatial_bn_backward",
                                  "minmax_new_data", "numerical_gradient"])
 def test_unrecognised_wrong_answer_gets_generic_message(cid):

@@ -43,14 +43,16 @@ class Mistake:
         is this mistake. Computed with numpy/normlab in the judging process.
     matches: optional predicate ``(case, key, student_value, expected) -> bool`` for mistakes whose
         output is not one array (e.g. "NaN in the constant column"); used instead of
-        ``wrong`` for the keys listed in ``keys``.
+        ``wrong`` for the keys listed in ``keys``. ``student_value`` is the student's output
+        at ``key`` (a numpy array), ``expected`` the right outputs of the case, all keys
+        (``{key: array}``), as ``check.compare`` calls it.
     keys: output keys ``matches`` applies to (``wrong`` tells its keys by itself).
     """
 
     id: str
     message: str
     wrong: Callable[[Case], Outputs] | None = None
-    matches: Callable[[Case, str, np.ndarray], bool] | None = None
+    matches: Callable[[Case, str, np.ndarray, Mapping[str, np.ndarray]], bool] | None = None
     keys: tuple[str, ...] = ()
 
 
