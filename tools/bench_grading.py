@@ -6,7 +6,7 @@ synthetic submissions, in the same run, for several sizes.
     python tools/bench_grading.py --row 1:02-zscore --row 8:all --repeat 3
 
 A row ``K:ASSIGNMENTS`` grades K submissions per assignment of ASSIGNMENTS (``all`` or
-comma-separated names), so ``4:all`` is 4 x 6 = 24 submissions. Submissions are made from
+comma-separated names), so ``4:all`` is 4 x 7 = 28 submissions. Submissions are made from
 the course's own notebooks, cycling through: the solution, the untouched release, the
 solution with one question left unanswered (a different one each time), the solution whose
 functions print to stderr. For each row, in a fresh temporary copy of the course
