@@ -132,8 +132,8 @@ FW_NO_GAMMA = Mistake(
 FW_LAST_AXIS = Mistake(
     "last_axis_only",
     "normalizes over the last axis only; RMSNorm normalizes over ALL the trailing axes that "
-    "gamma has (here two: gamma.ndim of them, axes x.ndim - gamma.ndim ... x.ndim - 1), as "
-    "torch.nn.RMSNorm(normalized_shape=gamma.shape).",
+    "gamma has, the last gamma.ndim axes of x (here the last two, gamma being (T, D)), as "
+    "torch.nn.RMSNorm(normalized_shape=gamma.shape) does.",
     lambda case: _fw(axes=(case["x"].ndim - 1,))(case),
 )
 FW_ALL_BUT_FIRST = Mistake(
@@ -317,7 +317,7 @@ ASSIGNMENT = register_assignment(Assignment(
         Cell("test_rms_shape_check", 2, ("rms_shape_check",), FORWARD,
              "gamma not x's trailing shape: ValueError"),
         Cell("test_rms_backward_dx", 4, ("rms_backward_dx_two_axes", "rms_backward_dx"),
-             BACKWARD, "dx, gamma (D,) and (T, D)"),
+             BACKWARD, "dx, gamma (T, D) and (D,)"),
         Cell("test_rms_backward_dgamma", 2,
              ("rms_backward_dgamma", "rms_backward_dgamma_two_axes"), BACKWARD,
              "dgamma, gamma (D,) and (T, D) on x (N, T, D)"),
