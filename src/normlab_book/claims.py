@@ -4,8 +4,9 @@ Every number in a chapter's prose is glued from the cell that computed it
 (:func:`glue_number`, :func:`glue_text`, :func:`glue_interval`, then the ``{glue:text}`` role in
 the markdown), and every verdict sentence is backed by a :func:`claim` in a hidden cell that
 raises, and so fails the build, as soon as the sentence stops being true on the computed data.
-Intervals over seeds come from :func:`mean_interval` (Student t or percentile bootstrap), and
-:func:`effect_verdict` turns an interval into "holds" / "does not hold" / "not detected".
+Intervals over seeds (or data splits) come from :func:`mean_interval` (Student t or percentile
+bootstrap; the glued text names the method and the replicates), and :func:`effect_verdict`
+turns an interval into "holds" / "does not hold" / "not detected".
 The convention is written down in docs/book.md.
 """
 
@@ -86,9 +87,16 @@ def glue_text(key: str, text: str) -> str:
     return text
 
 
+_METHOD_NAMES = {"t": "t-interval", "bootstrap": "bootstrap interval"}
+
+
 @dataclass(frozen=True)
 class Interval:
-    """A mean over ``n`` runs (seeds) and its two-sided confidence interval at ``level``."""
+    """A mean over ``n`` replicates and its two-sided confidence interval at ``level``.
+
+    ``method`` is how the interval was computed (``"t"`` or ``"bootstrap"``) and ``unit`` what
+    the replicates are (``"seeds"``, ``"splits"``, ...); both are named in :meth:`text`.
+    """
 
     mean: float
     low: float
@@ -96,6 +104,7 @@ class Interval:
     n: int
     level: float
     method: str
+    unit: str = "seeds"
 
     def above(self, x: float) -> bool:
         """The whole interval lies above ``x``."""
@@ -109,18 +118,24 @@ class Interval:
         return bool(self.low <= x <= self.high)
 
     def text(self, fmt: str = ".3g") -> str:
-        """``"0.912 (95 % CI 0.905 to 0.918, 5 seeds)"``."""
-        return (f"{self.mean:{fmt}} ({round(100 * self.level)} % CI {self.low:{fmt}} to "
-                f"{self.high:{fmt}}, {self.n} seeds)")
+        """``"0.912 (95 % t-interval 0.905 to 0.918, 5 seeds)"``: the mean, the method, the
+        bounds and the number and kind of replicates."""
+        return (f"{self.mean:{fmt}} ({round(100 * self.level)} % {_METHOD_NAMES[self.method]} "
+                f"{self.low:{fmt}} to {self.high:{fmt}}, {self.n} {self.unit})")
 
 
 def mean_interval(samples, level: float = 0.95, method: str = "t", n_boot: int = 4000,
-                  seed: int = 0) -> Interval:
-    """Confidence interval for the mean of ``samples`` (one value per seed).
+                  seed: int = 0, unit: str = "seeds") -> Interval:
+    """Confidence interval for the mean of ``samples`` (one value per replicate).
 
     ``method="t"``: Student t with n - 1 degrees of freedom. ``method="bootstrap"``: percentile
     bootstrap of the mean, ``n_boot`` resamples drawn with ``seed``. At least 2 finite samples.
+    ``unit`` names the replicates in :meth:`Interval.text` (``"seeds"``; ``"splits"`` when each
+    value comes from another data split).
     """
+    if not isinstance(unit, str) or not unit.strip():
+        raise ValueError(f"mean_interval: unit must name the replicates (e.g. 'seeds', 'splits'), "
+                         f"got {unit!r}")
     x = np.asarray(samples, dtype=float).ravel()
     if x.size < 2:
         raise ValueError(f"mean_interval needs at least 2 samples, got {x.size}")
@@ -140,7 +155,7 @@ def mean_interval(samples, level: float = 0.95, method: str = "t", n_boot: int =
         lo, hi = (float(q) for q in np.quantile(means, [0.5 - level / 2, 0.5 + level / 2]))
     else:
         raise ValueError(f"mean_interval: method must be 't' or 'bootstrap', got {method!r}")
-    return Interval(m, lo, hi, int(x.size), float(level), method)
+    return Interval(m, lo, hi, int(x.size), float(level), method, unit)
 
 
 def effect_verdict(diff: Interval, direction: str = "greater") -> str:
@@ -162,8 +177,9 @@ def effect_verdict(diff: Interval, direction: str = "greater") -> str:
 
 
 def glue_interval(key: str, iv: Interval, fmt: str = ".3g") -> Interval:
-    """Glue ``key`` (the text ``mean (95 % CI low to high, n seeds)``) and the numbers
-    ``key_mean``, ``key_low``, ``key_high``; return ``iv``."""
+    """Glue ``key`` (the text :meth:`Interval.text`, e.g. ``mean (95 % t-interval low to high,
+    n seeds)``, whose method and unit are ``iv``'s) and the numbers ``key_mean``, ``key_low``,
+    ``key_high``; return ``iv``."""
     glue_text(key, iv.text(fmt))
     glue_number(f"{key}_mean", iv.mean)
     glue_number(f"{key}_low", iv.low)

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from normlab_book.claims import (ClaimError, claim, effect_verdict, glue_number, glue_text,
-                                 mean_interval)
+from normlab_book.claims import (ClaimError, claim, effect_verdict, glue_interval, glue_number,
+                                 glue_text, mean_interval)
 
 
 def test_claim_raises_with_the_message_only_when_false():
@@ -83,3 +83,28 @@ def test_mean_interval_rejects_bad_input():
         mean_interval([1.0, np.nan])
     with pytest.raises(ValueError, match="method"):
         mean_interval([1.0, 2.0], method="jackknife")
+
+
+def test_interval_text_names_the_method_and_the_replicates():
+    # 1..5: mean 3, t half-width 2.7764 * sqrt(2.5) / sqrt(5) = 1.963 (statistical tables)
+    t = mean_interval([1, 2, 3, 4, 5])
+    assert t.text(".2f") == "3.00 (95 % t-interval 1.04 to 4.96, 5 seeds)"
+    s = mean_interval([1, 2, 3, 4, 5], unit="splits")
+    assert s.text(".2f") == "3.00 (95 % t-interval 1.04 to 4.96, 5 splits)"
+    b = mean_interval([1, 2, 3, 4, 5], method="bootstrap", level=0.9)
+    assert b.text(".1f").startswith("3.0 (90 % bootstrap interval ") and b.text().endswith(", 5 seeds)")
+
+
+def test_glue_interval_glues_the_text_with_its_unit(monkeypatch):
+    glued = {}
+    import myst_nb
+    monkeypatch.setattr(myst_nb, "glue", lambda k, v, display=False: glued.__setitem__(k, v))
+    iv = glue_interval("k_iv", mean_interval([1, 2, 3, 4, 5], unit="splits"), ".2f")
+    assert glued["k_iv"] == "3.00 (95 % t-interval 1.04 to 4.96, 5 splits)"
+    assert glued["k_iv_low"] == iv.low and glued["k_iv_high"] == iv.high and glued["k_iv_mean"] == 3.0
+
+
+@pytest.mark.parametrize("unit", ["", "  ", 5])
+def test_mean_interval_refuses_a_unit_that_names_nothing(unit):
+    with pytest.raises(ValueError, match="unit"):
+        mean_interval([1.0, 2.0], unit=unit)
