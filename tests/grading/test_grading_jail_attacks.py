@@ -265,11 +265,14 @@ SMALL = "memory limit of 150 MiB is too small for this assignment's libraries"
 RLIMIT = "memory limit of 1024 MiB is too small for this assignment's libraries"
 
 
-def _my_cgroup_children() -> list:
-    own = next((p for line in Path("/proc/self/cgroup").read_text().splitlines()
-                for _i, c, p in [line.split(":", 2)] if "memory" in c.split(",")), None)
-    base = Path("/sys/fs/cgroup/memory") / (own or "/").lstrip("/")
-    return sorted(p.name for p in base.glob("normlab-*")) if base.is_dir() else []
+def _sandbox_cgroups() -> list:
+    """The graders' cgroups where the sandbox makes them on this machine (v2 or v1: the
+    sandbox's own MemoryCgroup.parents; the graders started by the tests share this
+    process's cgroup and environment), as paths."""
+    from normlab_grading.grade.sandbox import MemoryCgroup
+
+    return sorted(str(p) for parent, _version in MemoryCgroup.parents()
+                  for p in Path(parent).glob("normlab-*"))
 
 
 def _grade(tmp, name, assignment, subs, *args, env=None, module=False):
@@ -290,7 +293,7 @@ def _grade(tmp, name, assignment, subs, *args, env=None, module=False):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("jail")
-    before = _my_cgroup_children()
+    before = _sandbox_cgroups()
     r = {}
     course_path = os.pathsep.join([str(H.ROOT), str(H.ROOT / "src")])
     r["zscore"] = _grade(tmp, "zscore", Z, ZSCORE, "--workers", 2, "--timeout", 120,
@@ -302,7 +305,7 @@ def runs(tmp_path_factory):
                             "--memory", 150)
     r["ics_rlimit"] = _grade(tmp, "rlimit", ICS, honest, "--workers", 1, "--timeout", 300,
                              "--memory", 1024, env={"NORMLAB_GRADING_CGROUP": "off"})
-    r["cgroups_before"], r["cgroups_after"] = before, _my_cgroup_children()
+    r["cgroups_before"], r["cgroups_after"] = before, _sandbox_cgroups()
     return r
 
 
@@ -370,15 +373,23 @@ def test_rlimit_fallback_is_reported_as_too_small(runs):
 
 
 def test_cgroups_are_removed(runs):
-    """No memory cgroup is left behind by the finished runs. The list is machine-wide: a
-    cgroup another grading job removed meanwhile, or one of a job still running (its pid,
-    in the name, is alive), is not ours."""
+    """No memory cgroup is left behind by the finished runs, wherever the sandbox makes them
+    here (MemoryCgroup.parents: delegated v2, else v1). The list is machine-wide: a cgroup
+    another grading job removed meanwhile, or one of a job still running (its pid, in the
+    name, is alive), is not ours. Not vacuous: the honest run's notes say whether its jail
+    had a cgroup, and that must agree with the sandbox having somewhere to make one; on a
+    machine where it has none, the runs say so and the removal itself is tested on a fake
+    cgroup root (test_grading_memory_cgroup.py)."""
     import re
+    from normlab_grading.grade.sandbox import MemoryCgroup
 
-    def alive(name):
-        m = re.match(r"^normlab-(\d+)-", name)
+    def alive(path):
+        m = re.match(r"^normlab-(\d+)-", Path(path).name)
         return bool(m) and Path(f"/proc/{m.group(1)}").exists()
 
+    notes = [n for nb in runs["ics"]["results"]["honest"]["notebooks"].values() for n in nb["notes"]]
+    rlimit = any(n.startswith("no memory cgroup could be used") for n in notes)
+    assert rlimit == (not MemoryCgroup.parents()), (MemoryCgroup.parents(), notes)
     left = {n for n in set(runs["cgroups_after"]) - set(runs["cgroups_before"]) if not alive(n)}
     assert not left, left
 

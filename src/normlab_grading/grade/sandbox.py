@@ -247,9 +247,29 @@ def _foreign_site_dirs(own: list[str]) -> list[str]:
 _TREE_CACHE: dict = {}
 
 
+def _folder_tree(site_dir: str) -> dict:
+    """Every folder of ``site_dir`` a search for packages looks into, read once per process:
+    folder -> its subfolders, in ``os.walk``'s order, as ``(name, is a symbolic link)``.
+    Not looked into: symbolic links, ``*.dist-info``/``*.egg-info``, ``__pycache__``."""
+    key = ("tree", site_dir)
+    if key in _TREE_CACHE:
+        return _TREE_CACHE[key]
+    tree: dict = {}
+    for root, dirs, _files in os.walk(site_dir):
+        subs = []
+        for d in dirs:
+            subs.append((d, os.path.islink(os.path.join(root, d))))
+        tree[root] = subs
+        dirs[:] = [d for d, link in subs
+                   if not link and not d.endswith((".dist-info", ".egg-info")) and d != "__pycache__"]
+    _TREE_CACHE[key] = tree
+    return tree
+
+
 def _package_copies(site_dir: str, names: tuple) -> list[str]:
     """Folders (at any depth) in ``site_dir`` that are a package called one of ``names``,
-    and top-level single-file modules of those names. Cached per process."""
+    and top-level single-file modules of those names. Cached per process; the folders are
+    read once (``_folder_tree``) for every tuple of names."""
     key = (site_dir, names)
     if key in _TREE_CACHE:
         return _TREE_CACHE[key]
@@ -263,16 +283,18 @@ def _package_copies(site_dir: str, names: tuple) -> list[str]:
         if stem in names and os.path.isfile(os.path.join(site_dir, entry)) and \
                 entry.endswith((".py", ".so", ".pyc", ".pyd", ".egg", ".zip")):
             hits.append(os.path.join(site_dir, entry))
-    for root, dirs, _files in os.walk(site_dir):
+    tree = _folder_tree(site_dir)
+    todo = [site_dir] if site_dir in tree else []
+    while todo:  # depth first, in os.walk's order
+        root = todo.pop()
         keep = []
-        for d in dirs:
+        for d, link in tree.get(root, ()):
             full = os.path.join(root, d)
             if d in names and (os.path.isfile(os.path.join(full, "__init__.py")) or root == site_dir):
                 hits.append(full)  # masked whole: no need to look inside
-            elif not os.path.islink(full) and not d.endswith((".dist-info", ".egg-info")) \
-                    and d != "__pycache__":
-                keep.append(d)
-        dirs[:] = keep
+            elif not link and not d.endswith((".dist-info", ".egg-info")) and d != "__pycache__":
+                keep.append(full)
+        todo.extend(reversed(keep))
     _TREE_CACHE[key] = hits
     return hits
 
@@ -462,18 +484,28 @@ class MemoryCgroup:
         self.version = version
 
     @classmethod
-    def create(cls, limit_bytes: int) -> "MemoryCgroup | None":
+    def parents(cls) -> list[tuple[str, int]]:
+        """Where ``create`` may make this process's cgroups, in the order it tries them:
+        ``(folder, cgroup version)``; empty when the sandbox uses none on this machine (no
+        delegated v2 memory controller, no writable v1 memory cgroup) or
+        ``NORMLAB_GRADING_CGROUP=off``."""
         if os.environ.get("NORMLAB_GRADING_CGROUP", "").lower() in ("off", "0", "no", "none"):
-            return None
-        cls._counter += 1
-        name = f"normlab-{os.getpid()}-{cls._counter}-{os.urandom(3).hex()}"
+            return []
+        found = []
         for make in (cls._v2_parent, cls._v1_parent):
             try:
                 parent, version = make()
             except (OSError, ValueError):
                 continue
-            if parent is None:
-                continue
+            if parent is not None:
+                found.append((parent, version))
+        return found
+
+    @classmethod
+    def create(cls, limit_bytes: int) -> "MemoryCgroup | None":
+        cls._counter += 1
+        name = f"normlab-{os.getpid()}-{cls._counter}-{os.urandom(3).hex()}"
+        for parent, version in cls.parents():
             cls._sweep(parent)
             path = os.path.join(parent, name)
             try:
