@@ -704,6 +704,48 @@ def _feedback_html(nb, resources, config, key, scores, total, max_total, hidden_
     return body, notes
 
 
+def _warm_page(nb):
+    """A copy of ``nb`` with the kinds of output a graded notebook shows (stdout, stderr,
+    an error with ANSI colours), to render once for nothing but warming the exporter."""
+    import nbformat
+
+    page = copy.deepcopy(nb)
+    code = next((c for c in page.cells if c.get("cell_type") == "code"), None)
+    if code is None:
+        code = nbformat.v4.new_code_cell("x = 1")
+        page.cells.append(code)
+    code["outputs"] = [nbformat.v4.new_output("stream", name="stdout", text="ok\n"),
+                       nbformat.v4.new_output("stream", name="stderr", text="warning\n"),
+                       _error_output("AssertionError", "warm-up")]
+    return page
+
+
+def _warm_exporter_during(nb, resources, config, key) -> "threading.Thread | None":
+    """Start building (and rendering one page with) the feedback exporter that
+    ``_feedback_html`` will use for this configuration, in a thread, unless this process
+    has it already; the caller joins the thread before rendering or touching ``nb`` again
+    (the page is a copy taken here)."""
+    if (key, False) in _EXPORTERS:
+        return None
+    page = _warm_page(nb)
+    res = copy.deepcopy(resources)
+    scores = {}  # the page's template shows a score for every graded cell
+    for cell in page.cells:
+        meta = cell.get("metadata", {}).get("nbgrader")
+        if isinstance(meta, dict) and (meta.get("grade") or meta.get("task")):
+            scores[meta.get("grade_id")] = (0.0, meta.get("points", 0.0))
+
+    def work():
+        try:
+            _feedback_html(page, res, config, key, scores, 0.0, 0.0, [])
+        except Exception:  # the real page reports its own failure
+            pass
+
+    thread = threading.Thread(target=work, name="normlab-warm-feedback", daemon=True)
+    thread.start()
+    return thread
+
+
 def warm_up(render: bool = True) -> dict:
     """Import what grading needs and (``render``) render one page (run on each worker at
     start); say whether this worker can sandbox (a working bwrap)."""
@@ -973,8 +1015,15 @@ def _grade_notebook(stem, text, task, bundle: Bundle, env: dict, limits) -> dict
             (run_files / rel).write_bytes(data)
             sb.files[rel] = run_files / rel
         t1 = time.monotonic()
-        ex = _sandbox.execute_notebook(nb, sb, limits, config=config,
-                                       scratch_parent=str(_worker_root()))
+        # the feedback exporter's first page costs about a second (imports, templates,
+        # regular expressions): built meanwhile, while the kernel runs in its own process
+        warm = _warm_exporter_during(nb, resources, config, env["config_key"])
+        try:
+            ex = _sandbox.execute_notebook(nb, sb, limits, config=config,
+                                           scratch_parent=str(_worker_root()))
+        finally:
+            if warm is not None:
+                warm.join()
         t_exec = time.monotonic() - t1
         try:
             return _finish(stem, nb, resources, ex, bundle, env, config, notes,
