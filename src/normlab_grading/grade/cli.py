@@ -619,7 +619,32 @@ class _Cluster:
 
 # ----------------------------------------------------------------------------- main
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv is None:  # the normlab-grade program itself: it ends as soon as it is done
+        _end_process(_main(sys.argv[1:]))
+    return _main(argv)
+
+
+def _end_process(code: int) -> None:
+    """End this process with ``code`` as a normal exit would (non-daemon threads joined,
+    ``atexit`` functions run: temporary folders removed, logs flushed; output flushed), but
+    without the interpreter's teardown of every module and object it holds, which takes
+    0.3-1 s after grading (over a thousand modules)."""
+    import atexit
+
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def _main(argv) -> int:
+    argv = list(argv)
     if argv[:1] == ["export"]:  # normlab-grade export ...: grades for an LMS (export.py)
         from .export import main as export_main
 
