@@ -34,12 +34,15 @@ blocks of single-head self-attention and a ReLU MLP, mean-pooled and classified.
 
 :func:`trunk_stds` and :func:`layer_grad_norms` measure a net at initialization: the spread of
 the residual stream after each block, and the gradient norm of each block's parameters.
+:func:`linear_warmup` adds a learning-rate warm-up to any training loop that builds its own
+optimizer, such as :func:`~normlab_book.alternatives.train_ensemble`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -54,6 +57,7 @@ __all__ = [
     "trunk_stds",
     "layer_grad_norms",
     "train_loss",
+    "linear_warmup",
 ]
 
 RESNET_KINDS = ("post", "post_zero", "after_add", "pre", "none")
@@ -286,3 +290,34 @@ def layer_grad_norms(model: TransformerEnsemble, X, y) -> np.ndarray:
     sq = sum(p.grad.pow(2).flatten(2).sum(-1) for p in (model.qkv, model.out, model.w1, model.w2))
     model.zero_grad(set_to_none=True)
     return sq.sqrt().T.detach().numpy()  # (K, depth) -> (depth, K)
+
+
+@contextlib.contextmanager
+def linear_warmup(warmup_steps: int) -> Iterator[None]:
+    """Linear learning-rate warm-up for every optimizer stepped inside the ``with`` block.
+
+    Step ``t`` (counted from 0, per optimizer) runs at ``min(1, (t + 1) / warmup_steps)``
+    times the learning rate the optimizer was created with, as
+    ``torch.optim.lr_scheduler.LambdaLR`` with that factor would; from step
+    ``warmup_steps - 1`` on, at the full rate. Implemented with torch's global optimizer
+    step pre-hook, removed on exit, so a loop that builds its own optimizer (such as
+    :func:`normlab_book.alternatives.train_ensemble`) needs no change.
+    """
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 1:
+        raise ValueError(f"warmup_steps must be an integer >= 1, got {warmup_steps!r}")
+    seen: dict[int, list] = {}  # id(optimizer) -> [steps taken, base lr of each group]
+
+    def hook(opt, args, kwargs):
+        state = seen.setdefault(id(opt), [0, [g["lr"] for g in opt.param_groups]])
+        frac = min(1.0, (state[0] + 1) / warmup_steps)
+        for group, base in zip(opt.param_groups, state[1]):
+            group["lr"] = base * frac
+        state[0] += 1
+
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    handle = register_optimizer_step_pre_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()

@@ -151,3 +151,56 @@ def test_bad_arguments_are_refused():
         M.ResNetEnsemble("post", [])
     with pytest.raises(ValueError, match="images"):
         M.ResNetEnsemble("post", [0, 1])(torch.zeros(2, 3, 8, 8))
+
+
+@pytest.mark.parametrize("opt_name", ["adam", "sgd"])
+def test_linear_warmup_matches_lambda_lr(opt_name):
+    # truth: torch's own LambdaLR with the factor min(1, (t + 1) / W)
+    W, steps = 4, 7
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(16, 5, generator=g), torch.randn(16, generator=g)
+    w0 = torch.randn(5, generator=g)
+
+    def run(warm):
+        w = w0.clone().requires_grad_()
+        opt = (torch.optim.Adam([w], lr=0.1) if opt_name == "adam"
+               else torch.optim.SGD([w], lr=0.1, momentum=0.9))
+        sched = None if warm else torch.optim.lr_scheduler.LambdaLR(opt, lambda t: min(1.0, (t + 1) / W))
+        for _ in range(steps):
+            opt.zero_grad()
+            ((X @ w - y) ** 2).mean().backward()
+            if warm:
+                with M.linear_warmup(W):
+                    pass  # a hook left over from a closed block must not act
+                opt.step()
+            else:
+                opt.step()
+                sched.step()
+        return w.detach()
+
+    def run_warm():
+        w = w0.clone().requires_grad_()
+        with M.linear_warmup(W):
+            opt = (torch.optim.Adam([w], lr=0.1) if opt_name == "adam"
+                   else torch.optim.SGD([w], lr=0.1, momentum=0.9))
+            used = []
+            for _ in range(steps):
+                opt.zero_grad()
+                ((X @ w - y) ** 2).mean().backward()
+                opt.step()
+                used.append(opt.param_groups[0]["lr"])
+        return w.detach(), used
+
+    w_ref = run(False)
+    w_warm, used = run_warm()
+    torch.testing.assert_close(w_warm, w_ref, rtol=1e-6, atol=1e-7)
+    assert used == pytest.approx([0.1 * min(1.0, (t + 1) / W) for t in range(steps)])
+    # outside the block the optimizer is left alone: no warm-up, so a plain run differs
+    assert not torch.allclose(run(True), w_ref)
+
+
+def test_linear_warmup_refuses_bad_steps():
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="warmup_steps"):
+            with M.linear_warmup(bad):
+                pass
