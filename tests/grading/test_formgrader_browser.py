@@ -57,6 +57,7 @@ FORMGRADER_CONFIG = """
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(c.CourseDirectory.root, "graded", "gradebook.db")
 c.CourseDirectory.autograded_directory = os.path.join("graded", "autograded")
 c.CourseDirectory.feedback_directory = os.path.join("graded", "feedback")
+c.CourseDirectory.submitted_directory = os.path.join("graded", "submitted")
 """
 
 
