@@ -380,7 +380,8 @@ def test_attack(run, name):
         assert rec["reason"] is None
     failing = [c for nb in rec["notebooks"].values() for c in nb["cells"] if not c["passed"]]
     if name in IMPORTS_MUST_WORK:  # an attack that dies at its own import tests no defence
-        assert not any("No module named" in (c["message"] or "") for c in failing), failing
+        text = H.autograded_text(run["out"], rec)  # every output, the attack's own cell's too
+        assert not any(w in text for w in ("No module named", "cannot import name")), text[-3000:]
     if message:
         # the first test cell says why (test_zscore_too_few expects an exception anyway,
         # and names the wrong one)
