@@ -20,7 +20,8 @@ def _eps_text(case):
 
 
 def _describe(case):
-    return f"{shape_text(x=case['x'], gamma=case['gamma'])}, {_eps_text(case)}"
+    dtype = "" if case["x"].dtype == np.float64 else f", dtype {case['x'].dtype}"
+    return f"{shape_text(x=case['x'], gamma=case['gamma'])}{dtype}, {_eps_text(case)}"
 
 
 def _describe_shape_check(case):

@@ -69,6 +69,13 @@ def _case_default_eps(rng, hidden):
     return _case(rng, hidden, SHAPE_2D, 1, eps=None, scale_range=(2e-3, 5e-3))
 
 
+def _case_default_eps_float32(rng, hidden):
+    """float32 input with mean squares of about 1e-7 to 3e-6, comparable to float32's machine
+    epsilon (1.2e-7), the eps torch uses for it."""
+    case = _case(rng, hidden, SHAPE_3D, 1, eps=None, scale_range=(3e-4, 1e-3))
+    return {**case, "x": case["x"].astype(np.float32), "gamma": case["gamma"].astype(np.float32)}
+
+
 def _with_cache(case, rng):
     """Add the reference forward pass's cache entries and an upstream gradient."""
     _, cache = normlab.rmsnorm_forward(case["x"], case["gamma"], case["eps"])
@@ -161,11 +168,13 @@ FW_FIXED_EPS = Mistake(
     "square is small, as here.",
     _fw(eps=1e-5),
 )
-FW_FLOAT32_EPS = Mistake(
-    "float32_eps",
-    "uses float32's machine epsilon (1.2e-7) for float64 input when eps is None; torch "
-    "takes the epsilon of x's own dtype, np.finfo(x.dtype).eps.",
-    _fw(eps=float(np.finfo(np.float32).eps)),
+FW_OTHER_DTYPE_EPS = Mistake(
+    "other_dtype_eps",
+    "uses the machine epsilon of another dtype when eps is None (or, for float32 input, no "
+    "eps at all: float64's 2.2e-16 is as good as none); torch takes the epsilon of x's own "
+    "dtype, np.finfo(x.dtype).eps: 2.2e-16 for float64, 1.2e-7 for float32.",
+    lambda case: _fw(eps=float(np.finfo(np.float32 if case["x"].dtype == np.float64
+                                        else np.float64).eps))(case),
 )
 # how every forward check can go wrong, whatever its shapes
 FW_COMMON = (FW_LAYER_NORM, FW_L2, FW_NO_GAMMA)
@@ -284,7 +293,10 @@ register(
     _forward("rms_forward_3d_last", _case_3d_last, (FW_ALL_BUT_FIRST,) + FW_COMMON),
     _forward("rms_forward_eps", _case_tiny, (FW_EPS_OUTSIDE, FW_EPS_IGNORED) + FW_COMMON),
     _forward("rms_forward_default_eps", _case_default_eps,
-             (FW_FIXED_EPS, FW_FLOAT32_EPS) + FW_COMMON),
+             (FW_FIXED_EPS, FW_OTHER_DTYPE_EPS) + FW_COMMON),
+    # float32's eps matters where mean squares are small: where eps goes shows here too
+    _forward("rms_forward_default_eps_float32", _case_default_eps_float32,
+             (FW_FIXED_EPS, FW_OTHER_DTYPE_EPS, FW_EPS_OUTSIDE, FW_ALL_BUT_FIRST) + FW_COMMON),
     _backward("rms_backward_dx", _case_backward_2d, ("dx",), DX_MISTAKES),
     _backward("rms_backward_dx_two_axes", _case_backward_two_axes, ("dx",),
               (DX_LAST_AXIS,) + DX_MISTAKES),
@@ -312,8 +324,9 @@ ASSIGNMENT = register_assignment(Assignment(
              "x (N, T, D), gamma (D,): over the last axis"),
         Cell("test_rms_forward_eps", 2, ("rms_forward_eps",), FORWARD,
              "mean squares comparable to eps"),
-        Cell("test_rms_forward_default_eps", 2, ("rms_forward_default_eps",), FORWARD,
-             "eps=None: np.finfo(x.dtype).eps, as torch"),
+        Cell("test_rms_forward_default_eps", 2,
+             ("rms_forward_default_eps_float32", "rms_forward_default_eps"), FORWARD,
+             "eps=None: np.finfo(x.dtype).eps as torch, float32 and float64"),
         Cell("test_rms_shape_check", 2, ("rms_shape_check",), FORWARD,
              "gamma not x's trailing shape: ValueError"),
         Cell("test_rms_backward_dx", 4, ("rms_backward_dx_two_axes", "rms_backward_dx"),
@@ -327,11 +340,18 @@ ASSIGNMENT = register_assignment(Assignment(
         Expected("l2_norm", "rms_forward", FORWARD_CELLS),
         Expected("gamma_missing", "rms_forward", FORWARD_CELLS),
         Expected("last_axis_only", "rms_forward_two_axes", ("test_rms_forward_two_axes",)),
-        Expected("all_axes_but_first", "rms_forward_3d_last", ("test_rms_forward_3d_last",)),
-        Expected("eps_outside_sqrt", "rms_forward_eps", ("test_rms_forward_eps",)),
-        Expected("eps_ignored", "rms_forward_eps", ("test_rms_forward_eps",)),
+        Expected("all_axes_but_first", "rms_forward_3d_last",
+                 ("test_rms_forward_3d_last", "test_rms_forward_default_eps")),
+        Expected("eps_outside_sqrt", "rms_forward_eps",
+                 ("test_rms_forward_eps", "test_rms_forward_default_eps")),
+        Expected("eps_ignored", "rms_forward_eps",
+                 ("test_rms_forward_eps", "test_rms_forward_default_eps"),
+                 messages={"test_rms_forward_default_eps": "other_dtype_eps"}),
         Expected("fixed_eps", "rms_forward_default_eps", ("test_rms_forward_default_eps",)),
-        Expected("float32_eps", "rms_forward_default_eps", ("test_rms_forward_default_eps",)),
+        Expected("other_dtype_eps", "rms_forward_default_eps", ("test_rms_forward_default_eps",),
+                 note="float32's epsilon for float64 input"),
+        Expected("other_dtype_eps", "rms_forward_default_eps_float32",
+                 ("test_rms_forward_default_eps",), note="float64's epsilon for float32 input"),
         Expected("no_shape_check", "rms_shape_check", ("test_rms_shape_check",)),
         Expected("wrong_exception", "rms_shape_check", ("test_rms_shape_check",)),
         Expected("rms_constant", "rms_backward_dx", ("test_rms_backward_dx",)),

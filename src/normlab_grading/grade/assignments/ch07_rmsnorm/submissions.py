@@ -32,9 +32,11 @@ VARIANTS = {
         ("rmsnorm_forward", f"rms = np.sqrt({_MS} + eps)", f"rms = np.sqrt({_MS})")],
     ("rms_forward_default_eps", "fixed_eps"): [
         ("rmsnorm_forward", "eps = float(np.finfo(x.dtype).eps)", "eps = 1e-5")],
-    ("rms_forward_default_eps", "float32_eps"): [
+    ("rms_forward_default_eps", "other_dtype_eps"): [
         ("rmsnorm_forward", "eps = float(np.finfo(x.dtype).eps)",
          "eps = float(np.finfo(np.float32).eps)")],
+    ("rms_forward_default_eps_float32", "other_dtype_eps"): [
+        ("rmsnorm_forward", "eps = float(np.finfo(x.dtype).eps)", "eps = float(np.finfo(float).eps)")],
     ("rms_shape_check", "no_shape_check"): [
         ("rmsnorm_forward", "if k == 0 or x.ndim < k or", "if False and")],
     ("rms_shape_check", "wrong_exception"): [
