@@ -1,15 +1,20 @@
 """nbgrader's formgrader on the gradebook `normlab-grade` wrote, driven in headless Chromium.
 
-A small course (02-zscore, its source in solutions/, three submissions in nbgrader's
-submitted/<student>/<assignment>/ layout with timestamp.txt: an honest one, one that ignores
-eps, an untouched release) is graded by `normlab-grade submitted --out graded`. The course's
-nbgrader_config.py then points formgrader at that output folder (gradebook
-graded/gradebook.db, autograded notebooks in graded/autograded/<student>/<assignment>/), and a
-Jupyter server with nbgrader's formgrader extension is started on 127.0.0.1 with a token.
-In the browser, as an instructor would:
+A small course (02-zscore, its source in solutions/) is graded by `normlab-grade
+submissions.zip --out graded`, from a zip outside the course holding three submissions: an
+honest one and an untouched release in nbgrader's submitted/<student>/<assignment>/ layout
+with timestamp.txt, and one that ignores eps as a Blackboard download (the time in its name).
+The course's nbgrader_config.py then points formgrader at that output folder (gradebook
+graded/gradebook.db, autograded notebooks in graded/autograded/<student>/<assignment>/, the
+submissions as collected in graded/submitted/<student>/<assignment>/), and a Jupyter server
+with nbgrader's formgrader extension is started on 127.0.0.1 with a token. In the browser, as
+an instructor would:
 
 - the manage-submissions page lists every submission, autograded, with the score of the
   gradebook and of the result records (and the totals the mistake implies);
+- each student's page (Students, then the student) shows the assignment as submitted and
+  autograded (a link, not "no submission"), with its score and, in nbgrader's answer, its
+  submission time;
 - a submission opens in the grading view, showing the autograded notebook with each test
   cell's automatic score and the failed test's message;
 - a manual comment typed there is saved, and nbgrader's Gradebook API reads it back;
@@ -23,6 +28,7 @@ lost). That one page error is expected; any other fails the test.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -33,6 +39,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -46,8 +53,9 @@ A = "02-zscore"
 # nbgrader's grading view without network (see the module's docstring)
 OFFLINE_MATHJAX_ERROR = "MathJax is not defined"
 EXPECTED_TOTALS = {"alice": 20.0, "bob": 17.0, "carol": 0.0}
-TIMESTAMPS = {"alice": "2026-03-01 10:00:00.000000 UTC", "bob": "2026-03-02 23:59:59.123456 UTC",
-              "carol": "2026-03-01 08:30:00 UTC"}
+# submission times as nbgrader's API gives them (UTC); bob's comes from a Blackboard file name
+TIMESTAMPS = {"alice": "2026-03-01T10:00:00.123456", "bob": "2026-03-02T23:59:59",
+              "carol": "2026-03-01T08:30:00"}
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -61,31 +69,37 @@ c.CourseDirectory.submitted_directory = os.path.join("graded", "submitted")
 """
 
 
-def _submissions(submitted: Path) -> None:
+@pytest.fixture(scope="module")
+def submissions_zip(tmp_path_factory) -> Path:
+    """The students' submissions as a zip, outside the course (formgrader cannot read it)."""
     honest = H.strip_markers(H.solution_nb(A))
     no_eps = H.strip_markers(H.solution_nb(A))
     cell = no_eps["cells"][H.index_of(no_eps, "zscore")]
     assert "np.sqrt(var + eps)" in H.source(cell)
     cell["source"] = H.source(cell).replace("np.sqrt(var + eps)", "np.sqrt(var)")
-    for student, nb in (("alice", honest), ("bob", no_eps), ("carol", H.release_nb(A))):
-        H.write_nb(submitted / student / A / f"{A}.ipynb", nb)
-        (submitted / student / A / "timestamp.txt").write_text(TIMESTAMPS[student])
+    bob_time = TIMESTAMPS["bob"].replace("T", "-").replace(":", "-")
+    path = tmp_path_factory.mktemp("inbox") / "submissions.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for student, nb in (("alice", honest), ("carol", H.release_nb(A))):
+            z.writestr(f"submitted/{student}/{A}/{A}.ipynb", json.dumps(nb, indent=1))
+            z.writestr(f"submitted/{student}/{A}/timestamp.txt", f"{TIMESTAMPS[student]} UTC")
+        z.writestr(f"HW2_bob_attempt_{bob_time}_{A}.ipynb", json.dumps(no_eps, indent=1))
+    return path
 
 
-def _normlab_grade(course: Path, *extra: str) -> None:
-    proc = subprocess.run([str(H.BIN / "normlab-grade"), "submitted", "-a", A, "--out", "graded",
+def _normlab_grade(course: Path, source: Path, *extra: str) -> None:
+    proc = subprocess.run([str(H.BIN / "normlab-grade"), str(source), "-a", A, "--out", "graded",
                            "--course", str(course), "--workers", "2", "--quiet", *extra],
                           cwd=course, env=H.env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory) -> Path:
+def course(tmp_path_factory, submissions_zip) -> Path:
     course = tmp_path_factory.mktemp("course")
     shutil.copy(H.ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
     shutil.copytree(H.ROOT / "solutions" / A, course / "solutions" / A)
-    _submissions(course / "submitted")
-    _normlab_grade(course)
+    _normlab_grade(course, submissions_zip)
     with open(course / "nbgrader_config.py", "a") as fh:
         fh.write(FORMGRADER_CONFIG)
     return course
@@ -275,7 +289,47 @@ def test_grading_view_and_manual_comment(course, server, page):
     assert page.errors_seen == []
 
 
-def test_forced_regrade_keeps_the_formgraders_work(course, server, page):
+def _student_page(page, base: str, student: str) -> tuple[dict, dict]:
+    """Students, then ``student``: the assignment's row as shown (name, whether it links to
+    the submission, score) and nbgrader's answer the page was built from."""
+    page.goto(f"{base}/formgrader/manage_students", wait_until="load")
+    link = page.locator(f"#main-table a[href$='/formgrader/manage_students/{student}']")
+    link.wait_for()
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith(
+            f"/formgrader/api/student_submissions/{student}")) as answer:
+        link.click()
+    page.wait_for_function("document.querySelectorAll('#main-table td.name').length >= 1"
+                           " && document.querySelector('#main-table td.score').innerText.includes('/')")
+    (row,) = page.evaluate("""
+        Array.from(document.querySelectorAll('#main-table tr')).map(tr => ({
+            name: tr.querySelector('td.name').innerText.trim(),
+            link: (tr.querySelector('td.name a') || {}).pathname || null,
+            score: tr.querySelector('td.score').innerText.trim(),
+        }))""")
+    (api,) = [s for s in answer.value.json() if s["name"] == A]
+    return row, api
+
+
+def test_students_page_shows_each_submission_submitted_with_its_score(course, server, page):
+    """nbgrader decides "submitted" and "autograded" from graded/submitted/ (the folder and
+    its timestamp.txt, which must match the gradebook's time): for zip and LMS input it
+    exists only because normlab-grade writes it."""
+    base, _ = server
+    assert not (course / "submitted").exists()  # formgrader's default folder: not the source
+    for student, total in EXPECTED_TOTALS.items():
+        row, api = _student_page(page, base, student)
+        assert row == {"name": A, "link": f"/formgrader/manage_students/{student}/{A}",
+                       "score": f"{total:g} / 20"}, (student, row)
+        assert (api["submitted"], api["autograded"], api["timestamp"], api["score"]) == \
+            (True, True, TIMESTAMPS[student], total), (student, api)
+        # the link opens the student's notebooks of the assignment
+        page.locator("#main-table td.name a").click()
+        page.wait_for_url(re.compile(rf"/formgrader/manage_students/{student}/{A}/?$"))
+        page.locator("#main-table a", has_text=A).first.wait_for()
+    assert page.errors_seen == []
+
+
+def test_forced_regrade_keeps_the_formgraders_work(course, server, page, submissions_zip):
     """Runs last (it changes alice's total). An instructor's comment and manual score, given
     in formgrader, survive `normlab-grade --force` (as they survive `nbgrader autograde`:
     the automatic scores are rewritten, the manual ones kept), and nbgrader's rule that a
@@ -294,10 +348,13 @@ def test_forced_regrade_keeps_the_formgraders_work(course, server, page):
 
     expected = (comment, 5.0, 4.0, EXPECTED_TOTALS["alice"] - 5.0 + 4.0)
     assert stored() == expected
-    _normlab_grade(course, "--force")
+    _normlab_grade(course, submissions_zip, "--force")
     assert stored() == expected
     assert _records(course)["alice"]["score"] == EXPECTED_TOTALS["alice"]  # automatic scores
     page.goto(f"{base}/formgrader/manage_submissions/{A}", wait_until="load")
     rows = {r["id"]: r["score"] for r in _submission_rows(page)}
     assert rows["alice"].replace(" ", "") == "19/20"
+    row, api = _student_page(page, base, "alice")  # still submitted, with the manual score
+    assert (row["link"], row["score"], api["autograded"], api["timestamp"]) == \
+        (f"/formgrader/manage_students/alice/{A}", "19 / 20", True, TIMESTAMPS["alice"])
     assert page.errors_seen == []
