@@ -262,3 +262,30 @@ def test_a_write_that_fails_leaves_the_old_folder_whole(tmp_path, monkeypatch):
         f"{A}.ipynb": b'{"new": 1}', "helper.py": b"new",
         "timestamp.txt": _nbgrader_stamp(dt.datetime(2026, 3, 2, 10)).encode()}
     assert sorted(p.name for p in new.parent.iterdir()) == [A]
+
+
+def test_the_courses_own_submitted_folder_is_left_as_it_is(tmp_path, nbs):
+    """``--out`` the course and the input its nbgrader submitted/ folder: that folder is the
+    instructor's collect folder (with what intake does not keep: another notebook, the
+    time as the student's submit wrote it), read, graded and not rewritten; nbgrader's API
+    sees the submission graded, as after nbgrader's own autograde."""
+    course = tmp_path / "course"
+    course.mkdir()
+    shutil.copy(H.ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
+    shutil.copytree(H.ROOT / "solutions" / A, course / "solutions" / A)
+    here = course / "submitted" / "alice" / A
+    here.mkdir(parents=True)
+    (here / f"{A}.ipynb").write_bytes(nbs["honest"])
+    (here / "scratch.ipynb").write_bytes(nbs["release"])
+    (here / "timestamp.txt").write_text("2026-03-01 10:00:00.5 UTC\n")
+    before = {p.name: p.read_bytes() for p in here.iterdir()}
+    proc = subprocess.run([str(H.BIN / "normlab-grade"), "submitted", "-a", A, "--out", ".",
+                           "--course", str(course), "--workers", "2", "--quiet"],
+                          cwd=course, env=H.env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "left as it is" in proc.stderr
+    assert {p.name: p.read_bytes() for p in here.iterdir()} == before
+    assert sorted(p.name for p in here.parent.iterdir()) == [A]
+    sub = _api(course).get_submission(A, "alice")
+    assert (sub["submitted"], sub["autograded"], sub["timestamp"], sub["score"]) == \
+        (True, True, "2026-03-01T10:00:00.500000", 20.0)

@@ -357,7 +357,7 @@ def _save_result(out: Path, result: dict, task: dict | None = None) -> dict:
             fb.unlink(missing_ok=True)
             nb["feedback"] = None
         slim["notebooks"][stem] = nb
-    if task is not None:
+    if task is not None and task.get("write_submitted", True):
         write_submitted(out, s, a, task["notebooks"], task.get("files"), task.get("timestamp"))
     atomic_write(_result_path(out, a, s), json.dumps(slim, indent=1, default=str))
     return slim
@@ -660,7 +660,7 @@ def _main(argv) -> int:
     from . import course as course_mod
     from .intake import MAX_SHIPPED_BYTES, UnsafeArchive, collect
     from .sandbox import Limits, bwrap_available
-    from .submitted import SUBMITTED, older_than_collected
+    from .submitted import SUBMITTED, input_is_collected, older_than_collected
     from .submitted import ensure as ensure_submitted
 
     log = lambda msg: print(f"normlab-grade: {msg}", file=sys.stderr, flush=True)  # noqa: E731
@@ -737,8 +737,11 @@ def _main(argv) -> int:
                 bundles[a] = course_mod.build_bundle(course, a, db, seed, args.expose_libraries)
         # plan: what is done already, what is left
         tasks, skipped = [], []
+        own_input = input_is_collected(out, args.submissions)
+        if own_input:
+            log(f"the submissions are read from {out / SUBMITTED}: that folder is left as it is")
         for sub in intake.submissions:
-            older = older_than_collected(out, sub.student, sub.assignment, sub.timestamp)
+            older = None if own_input else older_than_collected(out, sub.student, sub.assignment, sub.timestamp)
             if older:  # also with --force: the newer submission stays graded
                 rejections.append(dict(path=(sub.origin or [f"{sub.student}/{sub.assignment}"])[0],
                                        reason=older, student=sub.student, assignment=sub.assignment))
@@ -749,7 +752,8 @@ def _main(argv) -> int:
             if rec is not None:
                 skipped.append(rec)
                 try:  # nbgrader's submitted/ folder, when an older normlab-grade wrote none
-                    ensure_submitted(out, sub)
+                    if not own_input:
+                        ensure_submitted(out, sub)
                 except OSError as exc:
                     log(f"{SUBMITTED}/{sub.student}/{sub.assignment} not written: {exc}")
                 continue
@@ -757,7 +761,8 @@ def _main(argv) -> int:
                           "display_name": sub.display_name, "notebooks": sub.notebooks,
                           "missing": sub.missing, "digest": sub.digest(), "key": key,
                           "notes": sub.notes, "timestamp": sub.timestamp,
-                          "timestamp_problem": sub.timestamp_problem, "files": sub.files})
+                          "timestamp_problem": sub.timestamp_problem, "files": sub.files,
+                          "write_submitted": not own_input})
         for rec in skipped:  # records a previous run saved but did not put in the gradebook
             if _needs_sync(out, rec):
                 with _kept_cwd():

@@ -25,7 +25,9 @@ The folder is built beside its place (a hidden ``.<assignment>.collect-*`` folde
 not look at) and swapped in with one rename (``renameat2(RENAME_EXCHANGE)``; where the file
 system has no exchange, two renames): a reader sees the old folder or the new one, never half
 of one. A submission older than the one already there is not graded (``older_than_collected``),
-as ``nbgrader collect --update`` replaces a submission only with a newer one.
+as ``nbgrader collect --update`` replaces a submission only with a newer one. When the input
+is that folder itself (``--out`` is the course, the input its ``submitted/``), nothing is
+written there (``input_is_collected``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import shutil
 from pathlib import Path
 
 __all__ = ["SUBMITTED", "TIMESTAMP_FORMAT", "folder", "timestamp_text", "collected_timestamp",
-           "older_than_collected", "write", "ensure"]
+           "older_than_collected", "input_is_collected", "write", "ensure"]
 
 SUBMITTED = "submitted"
 # nbgrader's Exchange.timestamp_format, with Exchange.timezone's default (UTC)
@@ -87,6 +89,16 @@ def older_than_collected(out: Path, student: str, assignment: str, timestamp: st
             f"({there.strftime(TIMESTAMP_FORMAT)} in {SUBMITTED}/{student}/{assignment}/"
             "timestamp.txt): not graded, as nbgrader collect --update keeps the newer one; "
             f"remove that folder from the output to grade this one")
+
+
+def input_is_collected(out: Path, source) -> bool:
+    """Whether the submissions are read from ``OUT/submitted`` or a folder below it (``--out``
+    is the course and the input its nbgrader ``submitted/``): then that folder is the
+    instructor's collect folder already, and nothing is written over it (intake keeps less
+    than a student handed in: other notebooks, files over the limits)."""
+    collected = (Path(out) / SUBMITTED).resolve()
+    here = Path(source).resolve()
+    return here == collected or collected in here.parents
 
 
 def write(out: Path, student: str, assignment: str, notebooks: dict, files: dict | None,
