@@ -741,7 +741,8 @@ def _main(argv) -> int:
         if own_input:
             log(f"the submissions are read from {out / SUBMITTED}: that folder is left as it is")
         for sub in intake.submissions:
-            older = None if own_input else older_than_collected(out, sub.student, sub.assignment, sub.timestamp)
+            older = None if own_input else \
+                older_than_collected(out, sub.student, sub.assignment, sub.timestamp)
             if older:  # also with --force: the newer submission stays graded
                 rejections.append(dict(path=(sub.origin or [f"{sub.student}/{sub.assignment}"])[0],
                                        reason=older, student=sub.student, assignment=sub.assignment))
