@@ -15,7 +15,8 @@ submissions (8) are graded without a cluster, by the same function in processes 
 from the coordinator (``local_pool``): a regrade of one student starts in a second.
 
 The coordinator alone writes, as each result arrives: the autograded notebook, the
-feedback HTML, the result record ``results/<assignment>/<student>.json`` (written last,
+feedback HTML, nbgrader's ``submitted/<student>/<assignment>/`` folder (``submitted.py``), the
+result record ``results/<assignment>/<student>.json`` (written last,
 atomically: it marks the submission as done) and then the gradebook (SQLite, one writer,
 one transaction per submission). A run that is interrupted and started again skips every
 submission whose record matches (same submission content, same assignment and grader
@@ -327,9 +328,11 @@ def _result_path(out: Path, assignment: str, student: str) -> Path:
     return out / "results" / assignment / f"{student}.json"
 
 
-def _save_result(out: Path, result: dict) -> dict:
-    """Write the notebooks and the feedback, then the record (last: it marks 'done')."""
+def _save_result(out: Path, result: dict, task: dict | None = None) -> dict:
+    """Write the notebooks and the feedback, nbgrader's ``submitted/`` folder of ``task``
+    (the submission as graded; ``submitted.write``), then the record (last: it marks 'done')."""
     from .report import atomic_write
+    from .submitted import write as write_submitted
 
     a, s = result["assignment"], result["student"]
     slim = dict(result)
@@ -354,6 +357,8 @@ def _save_result(out: Path, result: dict) -> dict:
             fb.unlink(missing_ok=True)
             nb["feedback"] = None
         slim["notebooks"][stem] = nb
+    if task is not None and task.get("write_submitted", True):
+        write_submitted(out, s, a, task["notebooks"], task.get("files"), task.get("timestamp"))
     atomic_write(_result_path(out, a, s), json.dumps(slim, indent=1, default=str))
     return slim
 
@@ -655,6 +660,8 @@ def _main(argv) -> int:
     from . import course as course_mod
     from .intake import MAX_SHIPPED_BYTES, UnsafeArchive, collect
     from .sandbox import Limits, bwrap_available
+    from .submitted import SUBMITTED, input_is_collected, older_than_collected
+    from .submitted import ensure as ensure_submitted
 
     log = lambda msg: print(f"normlab-grade: {msg}", file=sys.stderr, flush=True)  # noqa: E731
     try:
@@ -730,18 +737,33 @@ def _main(argv) -> int:
                 bundles[a] = course_mod.build_bundle(course, a, db, seed, args.expose_libraries)
         # plan: what is done already, what is left
         tasks, skipped = [], []
+        own_input = input_is_collected(out, args.submissions)
+        if own_input:
+            log(f"the submissions are read from {out / SUBMITTED}: that folder is left as it is")
         for sub in intake.submissions:
+            older = None if own_input else \
+                older_than_collected(out, sub.student, sub.assignment, sub.timestamp)
+            if older:  # also with --force: the newer submission stays graded
+                rejections.append(dict(path=(sub.origin or [f"{sub.student}/{sub.assignment}"])[0],
+                                       reason=older, student=sub.student, assignment=sub.assignment))
+                continue
             b = bundles[sub.assignment]
             key = _key(b.digest, sub.digest(), limits)
             rec = None if args.force else _done(out, key, sub.assignment, sub.student, args.retry_failed)
             if rec is not None:
                 skipped.append(rec)
+                try:  # nbgrader's submitted/ folder, when an older normlab-grade wrote none
+                    if not own_input:
+                        ensure_submitted(out, sub)
+                except OSError as exc:
+                    log(f"{SUBMITTED}/{sub.student}/{sub.assignment} not written: {exc}")
                 continue
             tasks.append({"student": sub.student, "assignment": sub.assignment,
                           "display_name": sub.display_name, "notebooks": sub.notebooks,
                           "missing": sub.missing, "digest": sub.digest(), "key": key,
                           "notes": sub.notes, "timestamp": sub.timestamp,
-                          "timestamp_problem": sub.timestamp_problem, "files": sub.files})
+                          "timestamp_problem": sub.timestamp_problem, "files": sub.files,
+                          "write_submitted": not own_input})
         for rec in skipped:  # records a previous run saved but did not put in the gradebook
             if _needs_sync(out, rec):
                 with _kept_cwd():
@@ -827,6 +849,31 @@ def _preload_reports() -> None:
     import matplotlib.pyplot  # noqa: F401
 
 
+def _warm_gradebook_write(task: dict, bundle, config) -> None:
+    """Store a made-up result of ``task``'s notebook (as submitted) in a throwaway copy of
+    the gradebook (the bundle's snapshot) with ``_gradebook_write``: the first write in a
+    process does about 0.8 s of one-off work (nbformat's schema validator, SQLAlchemy's
+    statements), here while the first submissions are graded. The gradebook is not touched."""
+    import shutil
+    import tempfile
+
+    stem = next((s for s in bundle.notebooks if task["notebooks"].get(s)), None)
+    if stem is None:
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="normlab-grade-warm-"))
+    try:
+        (tmp / "gradebook.db").write_bytes(bundle.gradebook)
+        (tmp / "warm.ipynb").write_text(task["notebooks"][stem], encoding="utf-8")
+        _gradebook_write(tmp / "gradebook.db", {
+            "assignment": bundle.assignment, "student": "normlab-warm-up", "key": "warm-up",
+            "timestamp": task.get("timestamp"), "notebooks": {stem: {"autograded": "warm.ipynb"}}},
+            tmp, config)
+    except Exception:  # only a warm-up
+        pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _run(args, cluster, tasks, bundles, limits, out, db, config) -> list:
     """Grade ``tasks`` on ``cluster``, or in forked processes when it is None; save each
     result and write it to the gradebook as it arrives."""
@@ -844,7 +891,11 @@ def _run(args, cluster, tasks, bundles, limits, out, db, config) -> list:
         from .local_pool import graded
 
         n = max(1, args.workers or os.cpu_count() or 1)
-        finished = graded(order, bundles, limits, n, while_waiting=_preload_reports)
+        def while_waiting():
+            _warm_gradebook_write(order[0], bundles[order[0]["assignment"]], config)
+            _preload_reports()
+
+        finished = graded(order, bundles, limits, n, while_waiting=while_waiting)
     else:
         finished = _on_cluster(cluster, order, bundles, limits)
     failed = 0
@@ -870,7 +921,7 @@ def _record(res, task, out, db, config, results) -> None:
     if not results:
         _phase("first result")
     try:
-        rec = _save_result(out, res)
+        rec = _save_result(out, res, task)
     except Exception as exc:  # one student's files that cannot be written stop only that student
         rec = _save_failure(out, res, exc)
     try:
