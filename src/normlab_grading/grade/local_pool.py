@@ -61,7 +61,8 @@ def graded(tasks: Iterable[dict], bundles: dict, limits, workers: int,
     pipeline.warm_up(render=False)
     for bundle in bundles.values():
         # with more than one submission, build the feedback exporter once, here, rather
-        # than in each child; for one, the child builds it (the same work, no earlier)
+        # than in each child; for one, the child builds it in a thread while its kernel
+        # runs (pipeline._warm_exporter_during), off the critical path
         pipeline.prepare(bundle, render=len(pending) > 1)
     ctx = multiprocessing.get_context("fork")
     running: dict = {}  # connection -> (process, task)
