@@ -11,15 +11,23 @@
   ``OverwriteCells``): restores the metadata of graded cells from the gradebook (a
   student who flips ``grade`` off or changes ``points`` gains nothing) and re-inserts
   deleted test cells after the nearest preceding cell still present (nbgrader's own
-  version raises KeyError when the cell before a deleted test cell is also gone).
+  version raises KeyError when the cell before a deleted test cell is also gone). A locked
+  cell handed in exactly as released is not reported as edited: the gradebook holds its
+  source *with* the hidden tests (``### BEGIN HIDDEN TESTS``, or a task cell's mark scheme)
+  and their checksum, the release holds it without them, so nbgrader's own version logs
+  "Attribute 'checksum' ... has changed!" for every such cell of every submission, even an
+  untouched one. Here the released form is rebuilt from the gradebook (the same clearing
+  ``generate_assignment`` does) and a cell equal to it gets the full source back silently;
+  a cell that differs from it is still reported by nbgrader, with nbgrader's words.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 
 from nbgrader import utils
-from nbgrader.preprocessors import ClearHiddenTests, OverwriteCells
+from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, OverwriteCells
 
 __all__ = ["FeedbackWithoutHiddenTests", "RobustOverwriteCells"]
 
@@ -81,7 +89,22 @@ class RobustOverwriteCells(OverwriteCells):
             elif meta.get("grade"):
                 meta["grade"] = False
             meta["solution"] = grade_id in solutions
+            self._restore_if_as_released(cell, grade_id)
         return super().preprocess_cell(cell, resources, cell_index)
+
+    def _restore_if_as_released(self, cell, grade_id):
+        """Give a locked cell that is exactly as released its source from the gradebook
+        (hidden tests and mark scheme included), so nbgrader does not report it as edited."""
+        source = next((c for c in self._source_nb().source_cells if c.name == grade_id), None)
+        if (source is None or not source.locked or cell.cell_type != source.cell_type
+                or cell.source == source.source):
+            return
+        released = copy.deepcopy(cell)
+        released.source = source.source
+        ClearHiddenTests(config=self.config)._remove_hidden_test_region(released)
+        ClearMarkScheme(config=self.config)._remove_mark_scheme_region(released)
+        if cell.source == released.source:
+            cell.source = source.source
 
     def _source_nb(self):
         return self.gradebook.find_notebook(self.notebook_id, self.assignment_id)
