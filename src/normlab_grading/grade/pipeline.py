@@ -738,10 +738,12 @@ def _warm_exporter_during(nb, resources, config, key) -> "threading.Thread | Non
     def work():
         try:
             _feedback_html(page, res, config, key, scores, 0.0, 0.0, [])
+            thread.rendered = True
         except Exception:  # the real page reports its own failure
             pass
 
     thread = threading.Thread(target=work, name="normlab-warm-feedback", daemon=True)
+    thread.rendered = False  # True once the warm-up page was rendered
     thread.start()
     return thread
 
