@@ -1021,8 +1021,7 @@ def _grade_notebook(stem, text, task, bundle: Bundle, env: dict, limits) -> dict
         # regular expressions): built meanwhile, while the kernel runs in its own process
         warm = _warm_exporter_during(nb, resources, config, env["config_key"])
         try:
-            ex = _sandbox.execute_notebook(nb, sb, limits, config=config,
-                                           scratch_parent=str(_worker_root()))
+            ex, nb = _execute_started(nb, sb, limits, config, notes)
         finally:
             if warm is not None:
                 warm.join()
@@ -1034,6 +1033,29 @@ def _grade_notebook(stem, text, task, bundle: Bundle, env: dict, limits) -> dict
             ex.cleanup()
     finally:
         shutil.rmtree(run_files, ignore_errors=True)
+
+
+def _never_started(ex) -> bool:
+    """Whether the kernel failed before running any cell for a reason of its own (nbclient's
+    "Kernel didn't respond in 60 seconds" on a loaded machine), not for a limit or a death the
+    watchdog saw."""
+    return ex.failure_kind == "internal" and ex.stopped_at is None and not ex.executed
+
+
+def _execute_started(nb, sb, limits, config, notes):
+    """``(result, executed notebook)`` of the sandboxed run of ``nb``, started a second time
+    (once, on an untouched copy) when the kernel never started: that is the machine's fault,
+    never the student's, and a second failure is recorded as it is."""
+    fresh = copy.deepcopy(nb)
+    ex = _sandbox.execute_notebook(nb, sb, limits, config=config,
+                                   scratch_parent=str(_worker_root()))
+    if not _never_started(ex):
+        return ex, nb
+    notes.append(f"the kernel did not start ({ex.failure}); started it once more")
+    ex.cleanup()
+    ex = _sandbox.execute_notebook(fresh, sb, limits, config=config,
+                                   scratch_parent=str(_worker_root()))
+    return ex, fresh
 
 
 def _skip_tags(config) -> set:
