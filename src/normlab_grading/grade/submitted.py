@@ -49,6 +49,13 @@ TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f UTC"
 _TMP = ".{assignment}.collect-"
 
 
+def _stamp(when: _dt.datetime) -> str:
+    """``when`` in ``TIMESTAMP_FORMAT`` with a four-digit year: strftime's ``%Y`` writes year 26
+    as ``26``, which nbgrader reads back as 2026 (a submission time intake accepted from a
+    student's ``timestamp.txt`` would no longer match the gradebook's)."""
+    return f"{when.year:04d}{when.strftime(TIMESTAMP_FORMAT[2:])}"
+
+
 def folder(out: Path, student: str, assignment: str) -> Path:
     """``OUT/submitted/<student>/<assignment>``."""
     return Path(out) / SUBMITTED / student / assignment
@@ -60,7 +67,7 @@ def timestamp_text(timestamp: str | None) -> str | None:
     from .intake import parse_timestamp
 
     when = parse_timestamp(timestamp) if timestamp else None
-    return None if when is None else when.strftime(TIMESTAMP_FORMAT)
+    return None if when is None else _stamp(when)
 
 
 def collected_timestamp(out: Path, student: str, assignment: str) -> _dt.datetime | None:
@@ -85,8 +92,8 @@ def older_than_collected(out: Path, student: str, assignment: str, timestamp: st
     there = collected_timestamp(out, student, assignment)
     if when is None or there is None or when >= there:
         return None
-    return (f"submitted at {when.strftime(TIMESTAMP_FORMAT)}, before the submission already graded "
-            f"({there.strftime(TIMESTAMP_FORMAT)} in {SUBMITTED}/{student}/{assignment}/"
+    return (f"submitted at {_stamp(when)}, before the submission already graded "
+            f"({_stamp(there)} in {SUBMITTED}/{student}/{assignment}/"
             "timestamp.txt): not graded, as nbgrader collect --update keeps the newer one; "
             f"remove that folder from the output to grade this one")
 
