@@ -36,6 +36,7 @@ import nbformat
 import pytest
 
 import normlab_grade_helpers as H
+from test_grading_submitted_layout import _api  # nbgrader's API as formgrader builds it
 
 pytestmark = pytest.mark.slow
 
@@ -114,16 +115,6 @@ def _with(forward: str, backward: str) -> dict:
 def _put(subs: Path, student: str, nb: dict, stamp: str = STAMP) -> None:
     H.write_nb(subs / student / A / NB, nb)
     (subs / student / A / "timestamp.txt").write_text(stamp)
-
-
-def _api(config_dir: Path):
-    """nbgrader's API as formgrader builds it, from ``config_dir/nbgrader_config.py``."""
-    from nbgrader.apps.api import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-    from traitlets.config.loader import PyFileConfigLoader
-
-    cfg = PyFileConfigLoader("nbgrader_config.py", path=str(config_dir)).load_config()
-    return NbGraderAPI(CourseDirectory(config=cfg), config=cfg)
 
 
 def _grade_course(course: Path, subs: Path) -> subprocess.CompletedProcess:
