@@ -36,7 +36,10 @@ c.Execute.interrupt_on_timeout = True
 # Test cells that a student deleted are put back (with the original tests), and the
 # metadata of graded cells is restored from the gradebook (normlab_grading.grade.nbgrader_ext).
 c.OverwriteCells.add_missing_cells = True
+# Plain nbgrader (and formgrader's autograde button) refuses normlab-grade's collect folder:
+# it would run the students' code unsandboxed and let their own kernel judge it.
 c.Autograde.sanitize_preprocessors = [
+    "normlab_grading.grade.nbgrader_ext.RefuseNormlabGradeCollect",
     "nbgrader.preprocessors.ClearOutput",
     "nbgrader.preprocessors.DeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec",

@@ -228,22 +228,44 @@ def formgrader(tmp_path_factory):
         from test_formgrader_browser import FORMGRADER_CONFIG
 
         fh.write(FORMGRADER_CONFIG)
-    return {"proc": proc, "course": course, "marker": marker,
+    return {"proc": proc, "course": course, "marker": marker, "subs": subs,
             "results": H.results(course / "graded", A)}
+
+
+def _gradebook_scores(course: Path) -> dict:
+    from nbgrader.api import Gradebook
+
+    with Gradebook("sqlite:///" + str(course / "graded" / "gradebook.db")) as gb:
+        return {s: gb.find_submission(A, s).score for s in ("alice", "mallory")}
 
 
 def test_formgrader_autograde_button_runs_no_student_code_unsandboxed(formgrader, monkeypatch):
     """What formgrader's per-row autograde button does (NbGraderAPI.autograde) on the
     collect folder normlab-grade wrote must not run the student's code as the instructor,
-    nor replace normlab-grade's score by one the student's kernel judged."""
+    nor replace normlab-grade's score by one the student's kernel judged: the course's
+    ``RefuseNormlabGradeCollect`` refuses, with the reason, and a plain rerun of
+    normlab-grade restores the autograded folder nbgrader removed (only that submission)."""
     proc, recs, marker = formgrader["proc"], formgrader["results"], formgrader["marker"]
+    course = formgrader["course"]
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {s: r["score"] for s, r in recs.items()} == {"alice": 20, "mallory": 0}
     assert not marker.exists()  # in the jail the host's path is not there
-    monkeypatch.chdir(formgrader["course"])
-    api = _api(formgrader["course"])
-    api.autograde(A, "alice")
-    assert api.get_submission(A, "alice")["score"] == 20.0  # the honest control
-    api.autograde(A, "mallory")
+    before = _gradebook_scores(course)
+    assert before == {"alice": 20.0, "mallory": 0.0}
+    monkeypatch.chdir(course)
+    api = _api(course)
+    for student in ("alice", "mallory"):
+        answer = api.autograde(A, student)
+        assert answer["success"] is False, answer
+        assert "was written by normlab-grade" in answer["log"], answer["log"][-2000:]
     assert not marker.exists(), marker.read_text()
-    assert api.get_submission(A, "mallory")["score"] == 0.0
+    assert _gradebook_scores(course) == before  # nbgrader changed no score
+    # nbgrader removed the autograded folders before the refusal; normlab-grade puts them back
+    again = _grade_course(course, formgrader["subs"])
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "graded 2," in again.stderr or "graded 2" in again.stdout + again.stderr, again.stderr[-2000:]
+    assert not marker.exists()
+    api = _api(course)
+    got = {s: api.get_submission(A, s) for s in ("alice", "mallory")}
+    assert {s: (g["autograded"], g["score"]) for s, g in got.items()} == \
+        {"alice": (True, 20.0), "mallory": (True, 0.0)}

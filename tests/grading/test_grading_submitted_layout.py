@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 import normlab_grade_helpers as H
+from normlab_grading.grade.submitted import MARKER
 from normlab_grading.grade.intake import repair_notebook
 from test_formgrader_browser import FORMGRADER_CONFIG
 
@@ -153,7 +154,9 @@ def test_the_folder_holds_what_was_graded_as_nbgrader_collect_leaves_it(course, 
     tree = _tree(course)
     assert set(tree) == {f"alice/{A}/{A}.ipynb", f"alice/{A}/timestamp.txt", f"alice/{A}/helper.py",
                          f"alice/{A}/data/notes.html.txt", f"bob/{A}/{A}.ipynb",
-                         f"bob/{A}/timestamp.txt", f"{CAROL}/{A}/{A}.ipynb"}
+                         f"bob/{A}/timestamp.txt", f"{CAROL}/{A}/{A}.ipynb", MARKER}
+    # the marker that makes plain nbgrader autograde refuse this folder (nbgrader_ext)
+    assert "normlab-grade" in tree[MARKER].decode()
     # nbgrader's format, in UTC (alice gave +01:00), read back by nbgrader to the same time
     assert tree[f"alice/{A}/timestamp.txt"].decode() == _nbgrader_stamp(ALICE_TIME)
     assert tree[f"bob/{A}/timestamp.txt"].decode() == _nbgrader_stamp(BOB_TIME)

@@ -19,6 +19,14 @@
   untouched one. Here the released form is rebuilt from the gradebook (the same clearing
   ``generate_assignment`` does) and a cell equal to it gets the full source back silently;
   a cell that differs from it is still reported by nbgrader, with nbgrader's words.
+- ``RefuseNormlabGradeCollect`` (first in ``Autograde.sanitize_preprocessors``): plain
+  ``nbgrader autograde``, and formgrader's autograde button, which runs it, refuse a
+  submission in a collect folder ``normlab-grade`` wrote (``OUT/submitted/``, marked by
+  ``submitted.MARKER``): nbgrader would run the student's code unsandboxed, as the
+  instructor, and let the student's own kernel judge it. The refusal comes before any of the
+  student's code runs; the gradebook's scores stay; nbgrader itself removes that student's
+  autograded folder (as it does before any forced autograde), and a plain rerun of
+  ``normlab-grade`` grades that submission again. ``normlab-grade`` leaves this preprocessor out of its own sanitizing.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import copy
 import re
 
 from nbgrader import utils
-from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, OverwriteCells
+from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, NbGraderPreprocessor, OverwriteCells
 
 __all__ = ["FeedbackWithoutHiddenTests", "RobustOverwriteCells"]
 
@@ -137,4 +145,25 @@ class RobustOverwriteCells(OverwriteCells):
                     insert_at = i + 1
                     break
             nb.cells.insert(insert_at, cell)
+        return nb, resources
+
+
+class RefuseNormlabGradeCollect(NbGraderPreprocessor):
+    """Refuse to autograde a notebook in a collect folder written by ``normlab-grade``."""
+
+    def preprocess(self, nb, resources):
+        from pathlib import Path
+
+        from .submitted import MARKER
+
+        folder = (resources.get("metadata") or {}).get("path") or ""
+        # OUT/submitted/<student>/<assignment>/<notebook>.ipynb: the marker is in OUT/submitted
+        collect = Path(folder).resolve().parent.parent if folder else None
+        if collect is not None and (collect / MARKER).exists():
+            raise RuntimeError(
+                f"refused: {collect} was written by normlab-grade, and plain nbgrader autograde "
+                f"(or formgrader's autograde button) would run the students' code unsandboxed, "
+                f"as you, and let their own kernel judge it. Nothing of the student's ran and no "
+                f"score changed; run normlab-grade again (no --force needed): it regrades the "
+                f"submissions whose autograded folder nbgrader removed, keeping manual grades.")
         return nb, resources

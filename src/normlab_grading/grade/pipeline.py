@@ -576,8 +576,12 @@ def _run_preprocessors(classes, nb, resources, config):
 def _sanitize(nb, resources, config):
     from nbgrader.converters.autograde import Autograde
 
+    from .nbgrader_ext import RefuseNormlabGradeCollect
+
     classes = _preprocessor_list(config, "Autograde", "sanitize_preprocessors",
                                  Autograde.class_traits()["sanitize_preprocessors"].default())
+    # the course's guard against plain nbgrader on normlab-grade's collect folder
+    classes = [c for c in classes if _import(c) is not RefuseNormlabGradeCollect]
     return _run_preprocessors(classes, nb, resources, config)
 
 

@@ -40,10 +40,16 @@ import secrets
 import shutil
 from pathlib import Path
 
-__all__ = ["SUBMITTED", "TIMESTAMP_FORMAT", "folder", "timestamp_text", "collected_timestamp",
+__all__ = ["SUBMITTED", "MARKER", "TIMESTAMP_FORMAT", "folder", "timestamp_text", "collected_timestamp",
            "older_than_collected", "input_is_collected", "write", "ensure"]
 
 SUBMITTED = "submitted"
+# in OUT/submitted: plain nbgrader autograde refuses what is below it
+# (nbgrader_ext.RefuseNormlabGradeCollect)
+MARKER = ".normlab-grade"
+MARKER_TEXT = ("This collect folder was written by normlab-grade. Grade it again with "
+               "normlab-grade, not nbgrader autograde: nbgrader would run the students' code "
+               "unsandboxed and let it judge itself.\n")
 # nbgrader's Exchange.timestamp_format, with Exchange.timezone's default (UTC)
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f UTC"
 _TMP = ".{assignment}.collect-"
@@ -119,6 +125,9 @@ def write(out: Path, student: str, assignment: str, notebooks: dict, files: dict
 
     dest = folder(out, student, assignment)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    marker = Path(out) / SUBMITTED / MARKER
+    if not marker.is_file():
+        atomic_write(marker, MARKER_TEXT)
     _remove_leftovers(dest)
     tmp = dest.parent / f"{_TMP.format(assignment=assignment)}{os.getpid()}-{secrets.token_hex(6)}"
     tmp.mkdir()
