@@ -67,7 +67,7 @@ bench: $(STAMP)  ## print the batch-norm benchmark figures
 
 # Serial `nbgrader autograde` against `normlab-grade` on the same synthetic submissions, in
 # the same run: one table row per size (default: 1 and 3 submissions of 02-zscore, 4 of each
-# assignment). Minutes; needs bubblewrap (`make system-deps`). E.g. BENCH_ARGS="--k 50" (300).
+# assignment). Minutes; needs bubblewrap (`make system-deps`). E.g. BENCH_ARGS="--k 50" (350: 50 of each of the seven).
 BENCH_ARGS ?=
 bench-grading: $(STAMP) system-deps  ## time serial nbgrader autograde against normlab-grade (BENCH_ARGS=...)
 	$(PY) tools/bench_grading.py $(BENCH_ARGS)
