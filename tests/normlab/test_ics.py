@@ -12,13 +12,7 @@ from normlab import ics, training
 from normlab.torch_modules import NoisyBatchNorm1d
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is much faster than two on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_functional_loss_leaves_model_and_noise_stream_alone():
